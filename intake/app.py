@@ -1,0 +1,98 @@
+"""`create_app(settings)`: the intake server's Litestar application, its lifespan and its logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from intake import errors, public
+from intake.submission import Intake
+from leadctl import db
+from leadctl.errors import LeadctlError
+from leadctl.mailer import make_sender
+from leadctl.outbox import DeliveryWorker
+from leadctl.settings import Settings
+
+access_log = logging.getLogger("intake.access")
+BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
+
+
+def access_logging(app: ASGIApp) -> ASGIApp:
+    """One line per request: method, path, status, duration, lead reference; never the body."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            reference = scope.get("state", {}).get("lead_reference", "-")
+            access_log.info(
+                '%s %s %d %.1fms lead=%s',
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                reference,
+            )
+
+    return middleware
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> Litestar:
+    """The intake application; nothing connects until the server starts."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db.bind(settings.database_url)
+        db.ensure_schema()
+        intake = Intake(settings, ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer"))
+        worker = None
+        if run_worker:
+            worker = DeliveryWorker(settings, make_sender)
+            intake.wake_worker = worker.wake
+            worker.start()
+        app.state.intake = intake
+        try:
+            yield
+        finally:
+            intake.writer.shutdown(wait=True)  # in-flight submissions commit before we go
+            if worker is not None:
+                worker.stop()
+
+    return Litestar(
+        route_handlers=[public.show_form, public.submit_form, public.create_lead, public.health],
+        lifespan=[lifespan],
+        middleware=[access_logging],
+        exception_handlers={
+            LeadctlError: errors.handle_core_error,
+            HTTPException: errors.handle_http_exception,
+            Exception: errors.handle_unexpected,
+        },
+        request_max_body_size=settings.max_resume_bytes + BODY_OVERHEAD,
+        openapi_config=OpenAPIConfig(
+            title="leadctl intake",
+            version="1",
+            path="/schema",
+        ),
+        debug=False,
+    )

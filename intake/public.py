@@ -1,0 +1,93 @@
+"""Public routes: the HTML intake form, `POST /api/v1/leads`, and `GET /health`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import State
+
+from intake.errors import core_error_pairs, error_response
+from intake.form_parser import FormError, ParsedForm
+from intake.pages import confirmation_page, form_page
+from intake.submission import Intake, read_submission, store_submission
+from leadctl.db import ping
+from leadctl.errors import LeadctlError
+from leadctl.timeutil import iso
+
+
+@dataclass
+class LeadAccepted:
+    """The public answer to a submission; the internal id is deliberately absent."""
+
+    reference: str
+    state: str
+    created_at: str
+
+
+@post(
+    "/api/v1/leads",
+    status_code=201,
+    summary="Submit a lead",
+    description=(
+        "multipart/form-data with `first_name`, `last_name`, `email` and the `resume` file. "
+        "422 names every failing field; 413 resume too large; 415 resume type not accepted."
+    ),
+    tags=["public"],
+)
+async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:  # type: ignore[type-arg]
+    intake: Intake = state.intake
+    try:
+        form = await read_submission(request, intake)
+        submitted = await store_submission(form, intake)
+    except FormError as exc:
+        return error_response(exc.status, [(exc.field, str(exc))])  # type: ignore[return-value]
+    lead = submitted.lead
+    request.scope["state"]["lead_reference"] = lead.reference
+    return Response(
+        LeadAccepted(lead.reference, lead.state, iso(lead.created_at) or ""), status_code=201
+    )
+
+
+@get("/", media_type=MediaType.HTML, include_in_schema=False)
+async def show_form() -> str:
+    return form_page()
+
+
+@post("/", media_type=MediaType.HTML, include_in_schema=False, status_code=201)
+async def submit_form(request: Request, state: State) -> Response[str]:  # type: ignore[type-arg]
+    intake: Intake = state.intake
+    form = ParsedForm()
+    try:
+        form = await read_submission(request, intake)
+        submitted = await store_submission(form, intake)
+    except FormError as exc:
+        return _form_again(form, exc.status, [(exc.field or "form", str(exc))])
+    except LeadctlError as exc:
+        status, pairs = core_error_pairs(exc)
+        return _form_again(form, status, [(field or "form", message) for field, message in pairs])
+    request.scope["state"]["lead_reference"] = submitted.lead.reference
+    return Response(
+        confirmation_page(submitted.lead.first_name, submitted.lead.reference),
+        status_code=201,
+        media_type=MediaType.HTML,
+    )
+
+
+def _form_again(form: ParsedForm, status: int, pairs: list[tuple[str, str]]) -> Response[str]:
+    errors: dict[str, str] = {}
+    for field, message in pairs:
+        errors.setdefault(field, message)
+    return Response(form_page(form.fields, errors), status_code=status, media_type=MediaType.HTML)
+
+
+@dataclass
+class Health:
+    status: str
+
+
+@get("/health", sync_to_thread=True, tags=["public"], summary="Is the database answering?")
+def health() -> Response[Health]:
+    if ping():
+        return Response(Health("ok"))
+    return Response(Health("unavailable"), status_code=503, headers={"Retry-After": "5"})

@@ -1,0 +1,127 @@
+"""The one interface every lead command talks to; `LocalBackend` works on the database itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from leadctl.leads import LeadQuery
+from leadctl.states import Action
+
+
+@dataclass
+class ResumeFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class BatchResult:
+    """What a batch command did: `{"changed": [...], "unchanged": [...], "failed": [...]}`."""
+
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"changed": self.changed, "unchanged": self.unchanged, "failed": self.failed}
+
+
+@dataclass
+class Change:
+    """One lead's outcome: `changed` False means it was already so; `error` means it failed."""
+
+    ident: str
+    lead: dict[str, Any] | None
+    changed: bool
+    message: str
+    error: str | None = None
+
+
+class Backend(Protocol):
+    """What the CLI needs; local (database) and remote (staff API) implement it identically."""
+
+    def list_leads(self, query: LeadQuery) -> tuple[list[dict[str, Any]], int]: ...
+
+    def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]: ...
+
+    def count_leads(self, query: LeadQuery) -> int: ...
+
+    def show(self, ident: str) -> dict[str, Any]: ...
+
+    def resume(self, ident: str) -> ResumeFile: ...
+
+    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Change: ...
+
+    def add_note(self, ident: str, text: str) -> Change: ...
+
+    def assign(self, ident: str, attorney_email: str) -> Change: ...
+
+    def stats(self, since: datetime | None) -> dict[str, Any]: ...
+
+
+class LocalBackend:
+    """Works directly on the database named by `--db` / `LEADS_DATABASE_URL`."""
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+
+    def list_leads(self, query: LeadQuery) -> tuple[list[dict[str, Any]], int]:
+        from leadctl import leads
+
+        return [leads.lead_dict(lead) for lead in leads.iter_leads(query)], leads.count(query)
+
+    def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
+        from leadctl import leads
+
+        return (leads.lead_dict(lead) for lead in leads.iter_leads(query))
+
+    def count_leads(self, query: LeadQuery) -> int:
+        from leadctl import leads
+
+        return leads.count(query)
+
+    def show(self, ident: str) -> dict[str, Any]:
+        from leadctl import leads
+
+        return leads.detail_dict(leads.find(ident))
+
+    def resume(self, ident: str) -> ResumeFile:
+        from leadctl import leads
+
+        row = leads.resume_of(leads.find(ident))
+        return ResumeFile(row.filename, row.content_type, bytes(row.data))
+
+    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Change:
+        from leadctl import leads
+        from leadctl.states import State, target_state
+
+        if dry_run:
+            lead = leads.find(ident)
+            target = target_state(action, State(lead.state))
+            data = leads.lead_dict(lead)
+            if target is None:
+                return Change(ident, data, False, f"lead {lead.id} is already {lead.state}")
+            return Change(ident, data, True, f"lead {lead.id} would become {target}")
+        outcome = leads.change_state(ident, action, self.actor, note)
+        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+
+    def add_note(self, ident: str, text: str) -> Change:
+        from leadctl import leads
+
+        outcome = leads.add_note(ident, text, self.actor)
+        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+
+    def assign(self, ident: str, attorney_email: str) -> Change:
+        from leadctl import leads
+
+        outcome = leads.assign(ident, attorney_email, self.actor)
+        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+
+    def stats(self, since: datetime | None) -> dict[str, Any]:
+        from leadctl import stats
+
+        return stats.compute(since)

@@ -1,0 +1,75 @@
+"""What every command is given: settings, the output object, the actor, and the Backend."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from leadctl.cli.output import Output
+from leadctl.settings import Settings
+
+if TYPE_CHECKING:
+    from leadctl.cli.backend import Backend
+
+
+@dataclass
+class Env:
+    """Global options, resolved lazily: a command that needs no database never opens one."""
+
+    db_url: str | None = None
+    server: str | None = None
+    actor_option: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+    _db_open: bool = field(default=False, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            overrides = {"database_url": self.db_url} if self.db_url else {}
+            self._settings = Settings.from_env(**overrides)
+        return self._settings
+
+    @property
+    def actor(self) -> str:
+        """Who a local change is recorded as: `--as`, `LEADCTL_ACTOR`, else the OS user."""
+        chosen = self.actor_option or os.environ.get("LEADCTL_ACTOR", "").strip()
+        if chosen:
+            return chosen.lower() if "@" in chosen else chosen
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    def open_database(self, *, check_schema: bool = True) -> None:
+        if self._db_open:
+            return
+        from leadctl import db
+
+        db.bind(self.settings.database_url)
+        if check_schema:
+            db.ensure_schema()
+        self._db_open = True
+
+    def backend(self) -> Backend:
+        from leadctl.cli.backend import LocalBackend
+
+        self.open_database()
+        return LocalBackend(self.actor)
+
+    def output(self, fmt: str = "table") -> Output:
+        return Output(fmt)
+
+
+def pick_format(json_: bool = False, csv_: bool = False, ndjson: bool = False) -> str:
+    chosen = [name for name, on in (("json", json_), ("csv", csv_), ("ndjson", ndjson)) if on]
+    if len(chosen) > 1:
+        from leadctl.errors import LeadctlError
+
+        raise UsageError(f"choose one of --{', --'.join(chosen)}")
+    return chosen[0] if chosen else "table"
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit 2)."""

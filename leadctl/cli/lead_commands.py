@@ -1,0 +1,372 @@
+"""Lead commands: list, show, open, reach-out, reopen, note, assign, export, stats."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadctl.cli.backend import BatchResult, Change
+from leadctl.cli.context import Env, UsageError, pick_format
+from leadctl.cli.exitcodes import ExitCode
+from leadctl.cli.output import Column, Output, age, batch_ids
+from leadctl.errors import LeadctlError
+from leadctl.leads import LeadQuery
+from leadctl.states import Action, State
+from leadctl.timeutil import parse_duration, parse_when
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON with the API's field names.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
+NdjsonOpt = Annotated[bool, typer.Option("--ndjson", help="Print one JSON object per line.")]
+
+
+class StateFilter(str, Enum):
+    pending = "pending"
+    reached_out = "reached-out"
+    all = "all"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+    ndjson = "ndjson"
+
+
+LEAD_COLUMNS = [
+    Column("ID", lambda r: r["id"], style="bold"),
+    Column("REFERENCE", lambda r: r["reference"]),
+    Column("NAME", lambda r: f"{r['first_name']} {r['last_name']}"),
+    Column("EMAIL", lambda r: r["email"]),
+    Column("STATE", lambda r: r["state"], style="cyan"),
+    Column("ATTORNEY", lambda r: r["attorney"]),
+    Column("CREATED", lambda r: r["created_at"], on_terminal=lambda r: age(r["created_at"])),
+]
+
+
+def _query(
+    env: Env,
+    state: StateFilter,
+    attorney: str | None,
+    mine: bool,
+    search: str | None,
+    since: str | None,
+    until: str | None,
+    overdue: str | None,
+    limit: int | None,
+) -> LeadQuery:
+    if mine:
+        if attorney:
+            raise UsageError("--mine and --attorney cannot be combined")
+        if "@" not in env.actor:
+            raise UsageError("--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR")
+        attorney = env.actor
+    try:
+        return LeadQuery(
+            state={"pending": State.PENDING, "reached-out": State.REACHED_OUT}.get(state.value),
+            attorney=attorney,
+            search=search,
+            since=parse_when(since) if since else None,
+            until=parse_when(until) if until else None,
+            overdue=parse_duration(overdue) if overdue else None,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+StateOpt = Annotated[StateFilter, typer.Option("--state", help="Only leads in this state.")]
+AttorneyOpt = Annotated[str | None, typer.Option("--attorney", help="Only leads assigned to this attorney (email).")]
+MineOpt = Annotated[bool, typer.Option("--mine", help="Only leads assigned to me (locally: --as EMAIL).")]
+SearchOpt = Annotated[str | None, typer.Option("--search", help="Name or email contains this (case and accents ignored).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Created at or after: a date, timestamp or duration ago (7d).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Created before: a date, timestamp or duration ago.")]
+OverdueOpt = Annotated[str | None, typer.Option("--overdue", help="Pending for longer than this duration, e.g. 24h.")]
+
+
+def list_leads(
+    ctx: typer.Context,
+    state: StateOpt = StateFilter.all,
+    attorney: AttorneyOpt = None,
+    mine: MineOpt = False,
+    search: SearchOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    overdue: OverdueOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many leads.")] = 50,
+    all_: Annotated[bool, typer.Option("--all", help="Show every matching lead (no limit).")] = False,
+    json_: JsonOpt = False,
+    csv_: CsvOpt = False,
+    ndjson: NdjsonOpt = False,
+) -> None:
+    """List leads, newest first."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_, csv_, ndjson))
+    query = _query(env, state, attorney, mine, search, since, until, overdue, None if all_ else limit)
+    items, total = env.backend().list_leads(query)
+    out.rows(items, LEAD_COLUMNS)
+    if out.is_tty and not out.machine:
+        out.say(f"Showing {len(items):,} of {total:,} lead{'s' if total != 1 else ''}")
+
+
+def show(
+    ctx: typer.Context,
+    lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show one lead: details, resume and history."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    out.obj(env.backend().show(lead), _render_detail)
+
+
+def _render_detail(d: dict[str, Any]) -> str:
+    lines = [
+        f"Lead {d['id']}  {d['reference']}  {d['state']}",
+        f"Name:         {d['first_name']} {d['last_name']}",
+        f"Email:        {d['email']}",
+        f"Attorney:     {d['attorney'] or '(unassigned)'}",
+        f"Created:      {d['created_at']}",
+        f"Updated:      {d['updated_at']}",
+    ]
+    if d.get("reached_out_at"):
+        lines.append(f"Reached out:  {d['reached_out_at']} by {d.get('reached_out_by') or '?'}")
+    r = d.get("resume")
+    if r:
+        lines.append(f"Resume:       {r['filename']} ({r['content_type']}, {r['size']:,} bytes)")
+        lines.append(f"SHA-256:      {r['sha256']}")
+    lines.append("")
+    lines.append("History:")
+    for e in d.get("events", []):
+        details = ", ".join(f"{k}={v}" for k, v in sorted((e.get("details") or {}).items()))
+        lines.append(f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {details}".rstrip())
+    return "\n".join(lines)
+
+
+def open_resume(
+    ctx: typer.Context,
+    lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
+    save: Annotated[Path | None, typer.Option("--save", help="Write the resume to this path instead of opening it.")] = None,
+    print_path: Annotated[bool, typer.Option("--print-path", help="Print the path of the private copy; do not open it.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --save, overwrite an existing file.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Fetch a lead's resume and open it in the system viewer."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    resume = env.backend().resume(lead)
+    if save is not None:
+        path = save / resume.filename if save.is_dir() else save
+        if path.exists() and not force:
+            raise LeadctlError(f"{path} exists; pass --force to overwrite it")
+        _write_private(path, resume.data)
+    else:
+        # A private copy: 0600 in a fresh 0700 directory, so other users cannot read it.
+        path = Path(tempfile.mkdtemp(prefix="leadctl-")) / resume.filename
+        _write_private(path, resume.data)
+    result = {"path": str(path), "filename": resume.filename, "content_type": resume.content_type, "size": len(resume.data)}
+    if save is not None or print_path or out.machine:
+        out.obj(result, lambda r: r["path"])
+        return
+    if typer.launch(str(path)) != 0:
+        # typer.launch reports failure only through its return code (no desktop, no viewer).
+        out.say("leadctl: no viewer could be launched here; the resume is at:")
+        out.obj(result, lambda r: r["path"])
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _read_ids(ids: list[str]) -> list[str]:
+    if ids == ["-"]:
+        if sys.stdin.isatty():
+            raise UsageError("'-' reads lead ids from standard input; pipe them in")
+        return list(batch_ids(sys.stdin))
+    if "-" in ids:
+        raise UsageError("'-' must be the only id when reading from standard input")
+    return list(batch_ids(ids))
+
+
+def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
+    result = BatchResult()
+    for ident in idents:
+        try:
+            change: Change = apply(ident)
+        except LeadctlError as exc:
+            result.failed.append({"id": ident, "error": str(exc)})
+            out.error(str(exc))
+            continue
+        (result.changed if change.changed else result.unchanged).append(change.lead or {"id": ident})
+        if not out.machine:
+            out.stdout.write(change.message + "\n")
+    if out.machine:
+        out.obj(result.as_dict())
+    if result.failed:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def _confirm_batch(out: Output, verb: str, count: int, yes: bool, dry_run: bool) -> None:
+    if count <= 1 or yes or dry_run or not (sys.stdin.isatty() and out.stderr_tty):
+        return  # without a terminal, never prompt
+    if not typer.confirm(f"{verb} {count} leads?", default=False, err=True):
+        raise typer.Abort()
+
+
+IdsArg = Annotated[list[str], typer.Argument(help="Lead ids or references, or - to read them from stdin.")]
+NoteOpt = Annotated[str | None, typer.Option("--note", help="A note recorded with the change.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+
+
+def _transition(ctx: typer.Context, action: Action, ids: list[str], note: str | None, yes: bool, dry_run: bool, json_: bool) -> None:
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    idents = _read_ids(ids)
+    _confirm_batch(out, "Reach out to" if action == Action.REACH_OUT else "Reopen", len(idents), yes, dry_run)
+    backend = env.backend()
+    _run_batch(out, idents, lambda i: backend.change_state(i, action, note, dry_run))
+
+
+def reach_out(ctx: typer.Context, ids: IdsArg, note: NoteOpt = None, yes: YesOpt = False, dry_run: DryRunOpt = False, json_: JsonOpt = False) -> None:
+    """Mark leads REACHED_OUT (PENDING → REACHED_OUT)."""
+    _transition(ctx, Action.REACH_OUT, ids, note, yes, dry_run, json_)
+
+
+def reopen(ctx: typer.Context, ids: IdsArg, note: NoteOpt = None, yes: YesOpt = False, dry_run: DryRunOpt = False, json_: JsonOpt = False) -> None:
+    """Put leads back to PENDING (REACHED_OUT → PENDING), e.g. after a mistake."""
+    _transition(ctx, Action.REOPEN, ids, note, yes, dry_run, json_)
+
+
+def note(
+    ctx: typer.Context,
+    lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
+    text: Annotated[str, typer.Argument(help="The note; - reads it from stdin.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Add a note to a lead's history."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    if text == "-":
+        text = sys.stdin.read()
+    backend = env.backend()
+    _run_batch(out, [lead], lambda i: backend.add_note(i, text))
+
+
+def assign(
+    ctx: typer.Context,
+    lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
+    email: Annotated[str, typer.Argument(help="The attorney's email.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Assign a lead to an attorney."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    backend = env.backend()
+    _run_batch(out, [lead], lambda i: backend.assign(i, email))
+
+
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = ExportFormat.csv,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    state: StateOpt = StateFilter.all,
+    attorney: AttorneyOpt = None,
+    mine: MineOpt = False,
+    search: SearchOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    overdue: OverdueOpt = None,
+) -> None:
+    """Export every matching lead as CSV, JSON or NDJSON (streamed)."""
+    env: Env = ctx.obj
+    query = _query(env, state, attorney, mine, search, since, until, overdue, None)
+    backend = env.backend()
+    talk = Output()
+    target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        out = Output(fmt.value, stdout=target)
+        items: Iterator[dict[str, Any]] = backend.iter_leads(query)
+        if talk.stderr_tty:
+            from rich.progress import Progress
+
+            total = backend.count_leads(query)
+            with Progress(console=talk._console(stderr=True), transient=True) as progress:
+                task = progress.add_task("Exporting", total=total)
+                written = out.rows(_advancing(items, progress, task), [])
+        else:
+            written = out.rows(items, [])
+    finally:
+        if output:
+            target.close()
+    if output:
+        talk.say(f"Exported {written:,} leads to {output}")
+
+
+def _advancing(items: Iterator[dict[str, Any]], progress: Any, task: Any) -> Iterator[dict[str, Any]]:
+    for item in items:
+        yield item
+        progress.advance(task)
+
+
+def stats(
+    ctx: typer.Context,
+    since: SinceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Counts by state, time to first contact (median, p90), per attorney, and overdue leads."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    try:
+        when = parse_when(since) if since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out.obj(env.backend().stats(when), _render_stats)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{minutes:.0f}m"
+    hours = minutes / 60
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+def _render_stats(s: dict[str, Any]) -> str:
+    fc = s["first_contact"]
+    lines = [
+        f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
+        *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
+        f"Overdue (>24h):   {s['overdue_24h']:,}",
+        f"First contact:    median {_duration(fc['median_seconds'])}, p90 {_duration(fc['p90_seconds'])} "
+        f"({fc['reached_out']:,} reached out)",
+        "",
+        "Per attorney:",
+    ]
+    for a in s["per_attorney"]:
+        lines.append(
+            f"  {a['attorney'] or '(unassigned)':<32} {a['leads']:>6,} leads  {a['pending']:>6,} pending  "
+            f"median {_duration(a['median_seconds'])}  p90 {_duration(a['p90_seconds'])}"
+        )
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_leads)
+    app.command("show")(show)
+    app.command("open")(open_resume)
+    app.command("reach-out")(reach_out)
+    app.command("reopen")(reopen)
+    app.command("note")(note)
+    app.command("assign")(assign)
+    app.command("export")(export)
+    app.command("stats")(stats)

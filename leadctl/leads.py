@@ -1,0 +1,318 @@
+"""Lead operations: intake in one transaction, look-ups, listing, state changes, notes, assignment."""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from peewee import JOIN, IntegrityError, fn
+
+from leadctl import messages, outbox
+from leadctl.assignment import choose_attorney
+from leadctl.db import is_sqlite, write_transaction
+from leadctl.errors import LeadctlError, NotFound
+from leadctl.models import Attorney, Event, Lead, Resume
+from leadctl.settings import Settings
+from leadctl.states import Action, State, target_state
+from leadctl.timeutil import iso, utcnow
+
+if TYPE_CHECKING:
+    from leadctl.resumes import CheckedResume
+    from leadctl.validation import Prospect
+
+# Crockford-style alphabet without 0/O, 1/I/L and U: easy to read out on the phone.
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reference() -> str:
+    """A short, non-sequential public code like `K7QF-M2XD` (about 2^39 possibilities)."""
+    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used for search: `Zoë Ñúñez` → `zoe nunez`."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    lead: Lead
+    attorney: Attorney | None
+    message_ids: list[int]
+
+
+def submit(prospect: Prospect, resume: CheckedResume, settings: Settings) -> Submitted:
+    """Store the lead, its resume, its events and its two emails in ONE transaction.
+
+    Either all of it is committed or none of it is: there is never a lead without its resume
+    or a message without its lead.
+    """
+    now = utcnow()
+    with write_transaction():
+        lead = _insert_lead(prospect, now)
+        Resume.create(
+            lead=lead,
+            filename=resume.filename,
+            content_type=resume.content_type,
+            size=resume.size,
+            sha256=resume.sha256,
+            data=resume.data,
+        )
+        attorney, reason = choose_attorney(prospect.email, now)
+        if attorney is not None:
+            Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
+            lead.attorney = attorney
+        Event.create(
+            lead=lead,
+            at=now,
+            actor="prospect",
+            kind="submitted",
+            details={"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
+        )
+        Event.create(
+            lead=lead,
+            at=now,
+            actor="system",
+            kind="assigned",
+            details={"attorney": attorney.email if attorney else None, "reason": reason},
+        )
+        ids = _enqueue_intake_mail(lead, resume, attorney, settings, now)
+    return Submitted(lead, attorney, ids)
+
+
+def _insert_lead(prospect: Prospect, now: datetime) -> Lead:
+    for _ in range(5):
+        try:
+            with Lead._meta.database.atomic():  # a savepoint: a clash retries, the rest survives
+                return Lead.create(
+                    reference=new_reference(),
+                    first_name=prospect.first_name,
+                    last_name=prospect.last_name,
+                    email=prospect.email,
+                    search_key=fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
+                    state=State.PENDING,
+                    created_at=now,
+                    updated_at=now,
+                )
+        except IntegrityError:
+            continue
+    raise LeadctlError("could not allocate a unique reference; try again")
+
+
+def _enqueue_intake_mail(
+    lead: Lead, resume: CheckedResume, attorney: Attorney | None, settings: Settings, now: datetime
+) -> list[int]:
+    confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
+    notify = messages.notification(
+        lead_id=lead.id,
+        reference=lead.reference,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        email=lead.email,
+        submitted_at=now,
+        resume_name=resume.filename,
+        resume_size=resume.size,
+        recipient=attorney.email if attorney else settings.intake_email,
+        assigned=attorney is not None,
+    )
+    return [
+        outbox.enqueue(confirm, settings=settings, purpose="confirmation", lead=lead, now=now).id,
+        outbox.enqueue(notify, settings=settings, purpose="notification", lead=lead, now=now).id,
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def find(ident: str | int) -> Lead:
+    """The lead by integer id or by reference (case-insensitive, dash optional)."""
+    text = str(ident).strip()
+    query = Lead.select(Lead, Attorney).join(Attorney, JOIN.LEFT_OUTER)
+    if text.isdigit():
+        lead = query.where(Lead.id == int(text)).first()
+    else:
+        ref = text.upper().replace("-", "")
+        lead = query.where(Lead.reference == f"{ref[:4]}-{ref[4:]}").first() if len(ref) == 8 else None
+    if lead is None:
+        raise NotFound(f"no lead {text}")
+    return lead
+
+
+def lead_dict(lead: Lead) -> dict[str, Any]:
+    """The lead in the API's field names; `attorney` is an email or None."""
+    attorney = lead.attorney if lead.attorney_id is not None else None
+    return {
+        "id": lead.id,
+        "reference": lead.reference,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "email": lead.email,
+        "state": lead.state,
+        "attorney": attorney.email if attorney is not None else None,
+        "created_at": iso(lead.created_at),
+        "updated_at": iso(lead.updated_at),
+        "reached_out_at": iso(lead.reached_out_at),
+        "reached_out_by": lead.reached_out_by,
+    }
+
+
+def detail_dict(lead: Lead) -> dict[str, Any]:
+    """The lead with its resume metadata (never the bytes) and its history, oldest first."""
+    resume = (
+        Resume.select(Resume.filename, Resume.content_type, Resume.size, Resume.sha256)
+        .where(Resume.lead == lead.id)
+        .first()
+    )
+    events = Event.select().where(Event.lead == lead.id).order_by(Event.at, Event.id)
+    data = lead_dict(lead)
+    data["resume"] = (
+        {
+            "filename": resume.filename,
+            "content_type": resume.content_type,
+            "size": resume.size,
+            "sha256": resume.sha256,
+        }
+        if resume
+        else None
+    )
+    data["events"] = [
+        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in events
+    ]
+    return data
+
+
+def resume_of(lead: Lead) -> Resume:
+    resume = Resume.get_or_none(Resume.lead == lead.id)
+    if resume is None:
+        raise NotFound(f"lead {lead.id} has no resume")
+    return resume
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    """Filters of `list`, `export` and `GET /api/v1/leads`; None means "any"."""
+
+    state: State | None = None
+    attorney: str | None = None
+    search: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    overdue: timedelta | None = None
+    before_id: int | None = None
+    limit: int | None = 50
+
+
+def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-untyped-def]
+    query = Lead.select(Lead, Attorney).join(Attorney, JOIN.LEFT_OUTER)
+    if q.state is not None:
+        query = query.where(Lead.state == q.state)
+    if q.attorney is not None:
+        query = query.where(Attorney.email == q.attorney.strip().lower())
+    if q.search:
+        # instr/strpos, not LIKE: a `%` or `_` the user types is matched literally.
+        position = fn.instr if is_sqlite() else fn.strpos
+        query = query.where(position(Lead.search_key, fold(q.search.strip())) > 0)
+    if q.since is not None:
+        query = query.where(Lead.created_at >= q.since)
+    if q.until is not None:
+        query = query.where(Lead.created_at < q.until)
+    if q.overdue is not None:
+        cutoff = (now or utcnow()) - q.overdue
+        query = query.where((Lead.state == State.PENDING) & (Lead.created_at < cutoff))
+    return query
+
+
+def count(q: LeadQuery) -> int:
+    return _filtered(q).count()
+
+
+def iter_leads(q: LeadQuery) -> Iterator[Lead]:
+    """Matching leads, newest first (highest id first), after the cursor; streamed, not loaded."""
+    query = _filtered(q)
+    if q.before_id is not None:
+        query = query.where(Lead.id < q.before_id)
+    query = query.order_by(Lead.id.desc())
+    if q.limit is not None:
+        query = query.limit(q.limit)
+    return query.iterator()
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing
+
+
+@dataclass
+class Outcome:
+    """What a change did to one lead: `changed` False means it was already so (not a failure)."""
+
+    lead: dict[str, Any]
+    changed: bool
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def change_state(ident: str | int, action: Action, actor: str, note: str | None = None) -> Outcome:
+    """Apply `action` through the transition table; record who, when and the note."""
+    with write_transaction():
+        lead = find(ident)
+        current = State(lead.state)
+        target = target_state(action, current)
+        if target is None:
+            return Outcome(lead_dict(lead), False, f"lead {lead.id} is already {current}")
+        now = utcnow()
+        lead.state = target
+        lead.updated_at = now
+        if target == State.REACHED_OUT:
+            lead.reached_out_at, lead.reached_out_by = now, actor
+        else:
+            lead.reached_out_at, lead.reached_out_by = None, None
+        lead.save(only=[Lead.state, Lead.updated_at, Lead.reached_out_at, Lead.reached_out_by])
+        details: dict[str, Any] = {"from": current.value, "to": target.value}
+        if note:
+            details["note"] = note
+        Event.create(lead=lead.id, at=now, actor=actor, kind="state_changed", details=details)
+    return Outcome(lead_dict(lead), True, f"lead {lead.id} is now {target}")
+
+
+def add_note(ident: str | int, text: str, actor: str) -> Outcome:
+    text = text.strip()
+    if not text:
+        raise LeadctlError("the note is empty; say what happened")
+    with write_transaction():
+        lead = find(ident)
+        now = utcnow()
+        Event.create(lead=lead.id, at=now, actor=actor, kind="note", details={"text": text})
+        Lead.update(updated_at=now).where(Lead.id == lead.id).execute()
+        lead.updated_at = now
+    return Outcome(lead_dict(lead), True, f"note added to lead {lead.id}")
+
+
+def assign(ident: str | int, attorney_email: str, actor: str) -> Outcome:
+    with write_transaction():
+        lead = find(ident)
+        attorney = Attorney.get_or_none(Attorney.email == attorney_email.strip().lower())
+        if attorney is None:
+            raise NotFound(f"no attorney {attorney_email}; see: leadctl attorney list")
+        if not attorney.active:
+            raise LeadctlError(f"attorney {attorney.email} is deactivated")
+        if lead.attorney_id == attorney.id:
+            return Outcome(lead_dict(lead), False, f"lead {lead.id} is already assigned to {attorney.email}")
+        previous = lead.attorney.email if lead.attorney_id is not None else None
+        now = utcnow()
+        Lead.update(attorney=attorney, updated_at=now).where(Lead.id == lead.id).execute()
+        Event.create(
+            lead=lead.id,
+            at=now,
+            actor=actor,
+            kind="assigned",
+            details={"attorney": attorney.email, "previous": previous, "reason": "manual"},
+        )
+        lead.attorney, lead.updated_at = attorney, now
+    return Outcome(lead_dict(lead), True, f"lead {lead.id} assigned to {attorney.email}")

@@ -1,0 +1,146 @@
+"""Peewee models: leads, their resumes, attorneys, API tokens, the audit trail and the outbox."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class UtcDateTimeField(DateTimeField):
+    """A timezone-aware UTC datetime, stored as naive UTC so SQLite and PostgreSQL sort it alike."""
+
+    def db_value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            # Fixed-width text: sorts correctly in SQLite and needs no deprecated sqlite3 adapter.
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return super().db_value(value)
+
+    def python_value(self, value: Any) -> Any:
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class JsonField(TextField):
+    """A JSON document kept as text (portable across SQLite and PostgreSQL)."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Attorney(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=200)
+    email = CharField(max_length=320, unique=True)
+    role = CharField(max_length=20, default="attorney")
+    active = BooleanField(default=True)
+    created_at = UtcDateTimeField()
+    last_assigned_at = UtcDateTimeField(null=True)
+
+
+class ApiToken(BaseModel):
+    id = AutoField()
+    attorney = ForeignKeyField(Attorney, backref="tokens", on_delete="CASCADE")
+    name = CharField(max_length=100, default="")
+    token_hash = CharField(max_length=64, unique=True)
+    hint = CharField(max_length=16)
+    created_at = UtcDateTimeField()
+    last_used_at = UtcDateTimeField(null=True)
+    revoked_at = UtcDateTimeField(null=True)
+
+
+class Lead(BaseModel):
+    id = AutoField()
+    reference = CharField(max_length=16, unique=True)
+    first_name = CharField(max_length=100)
+    last_name = CharField(max_length=100)
+    email = CharField(max_length=320, index=True)
+    search_key = TextField(default="")
+    state = CharField(max_length=20, index=True)
+    attorney = ForeignKeyField(Attorney, null=True, backref="leads", on_delete="SET NULL")
+    created_at = UtcDateTimeField(index=True)
+    updated_at = UtcDateTimeField()
+    reached_out_at = UtcDateTimeField(null=True)
+    reached_out_by = CharField(max_length=320, null=True)
+
+
+class Resume(BaseModel):
+    lead = ForeignKeyField(Lead, primary_key=True, backref="resume_rows", on_delete="CASCADE")
+    filename = CharField(max_length=255)
+    content_type = CharField(max_length=100)
+    size = IntegerField()
+    sha256 = CharField(max_length=64)
+    data = BlobField()
+
+
+class Event(BaseModel):
+    id = AutoField()
+    lead = ForeignKeyField(Lead, backref="events", on_delete="CASCADE")
+    at = UtcDateTimeField()
+    actor = CharField(max_length=320)
+    kind = CharField(max_length=40)
+    details = JsonField(default=dict)
+
+
+class OutboxMessage(BaseModel):
+    id = AutoField()
+    lead = ForeignKeyField(Lead, null=True, backref="messages", on_delete="CASCADE")
+    purpose = CharField(max_length=40)
+    message_id = CharField(max_length=255, unique=True)
+    recipient = CharField(max_length=320)
+    subject = TextField()
+    body_text = TextField()
+    body_html = TextField()
+    status = CharField(max_length=20, default="pending")
+    attempts = IntegerField(default=0)
+    next_attempt_at = UtcDateTimeField()
+    lease_until = UtcDateTimeField(null=True)
+    last_error = TextField(null=True)
+    created_at = UtcDateTimeField()
+    sent_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    Attorney,
+    ApiToken,
+    Lead,
+    Resume,
+    Event,
+    OutboxMessage,
+    SchemaVersion,
+]

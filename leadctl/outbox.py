@@ -1,0 +1,247 @@
+"""The transactional outbox: messages written with their lead, claimed under a lease, delivered."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from peewee import SQL
+
+from leadctl.db import is_sqlite, write_transaction
+from leadctl.errors import LeadctlError, NotFound
+from leadctl.mailer import DeliveryError, Sender, build_message
+from leadctl.messages import Composed, new_message_id
+from leadctl.models import Event, Lead, OutboxMessage
+from leadctl.settings import Settings
+from leadctl.timeutil import iso, utcnow
+
+log = logging.getLogger("leadctl.outbox")
+
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+STATUSES = (PENDING, SENDING, SENT, DEAD)
+LEASE = timedelta(minutes=2)
+BACKOFF_CAP = timedelta(hours=1)
+
+
+def enqueue(
+    composed: Composed, *, settings: Settings, purpose: str, lead: Lead | None, now: datetime
+) -> OutboxMessage:
+    """Write one message row; call inside the transaction of the change that causes it."""
+    hint = f"{lead.reference}.{purpose}" if lead is not None else purpose
+    return OutboxMessage.create(
+        lead=lead,
+        purpose=purpose,
+        message_id=new_message_id(settings.from_email, hint),
+        recipient=composed.recipient,
+        subject=composed.subject,
+        body_text=composed.text,
+        body_html=composed.html,
+        status=PENDING,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def backoff(attempts: int, base_seconds: float) -> timedelta:
+    """Delay before the next try after `attempts` failures: base·2^(n-1), capped at an hour."""
+    return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    return ((OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)) | (
+        (OutboxMessage.status == SENDING) & (OutboxMessage.lease_until < now)
+    )
+
+
+def claim(limit: int, now: datetime | None = None) -> list[OutboxMessage]:
+    """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile.
+
+    A message whose sender died mid-send comes due again when its lease runs out (at least once).
+    """
+    now = now or utcnow()
+    lease_until = now + LEASE
+    claimed: list[int] = []
+    with write_transaction():
+        candidates = (
+            OutboxMessage.select(OutboxMessage.id)
+            .where(_due(now))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if not is_sqlite():
+            candidates = candidates.for_update(SQL("FOR UPDATE SKIP LOCKED"))
+        for row in candidates:
+            # The conditional update is the claim: it succeeds for exactly one worker.
+            taken = (
+                OutboxMessage.update(
+                    status=SENDING,
+                    lease_until=lease_until,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+                .where((OutboxMessage.id == row.id) & _due(now))
+                .execute()
+            )
+            if taken:
+                claimed.append(row.id)
+    if not claimed:
+        return []
+    return list(OutboxMessage.select().where(OutboxMessage.id.in_(claimed)).order_by(OutboxMessage.id))
+
+
+def _record(msg: OutboxMessage, kind: str, details: dict[str, object], now: datetime) -> None:
+    if msg.lead_id is not None:
+        Event.create(lead=msg.lead_id, at=now, actor="system", kind=kind, details=details)
+
+
+def mark_sent(msg: OutboxMessage, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    with write_transaction():
+        OutboxMessage.update(status=SENT, sent_at=now, lease_until=None, last_error=None).where(
+            OutboxMessage.id == msg.id
+        ).execute()
+        _record(
+            msg,
+            "email_sent",
+            {"message_id": msg.message_id, "to": msg.recipient, "purpose": msg.purpose},
+            now,
+        )
+
+
+def mark_failed(msg: OutboxMessage, error: str, settings: Settings, now: datetime | None = None) -> str:
+    """Record a failed attempt; returns the new status (`pending` to retry, or `dead`)."""
+    now = now or utcnow()
+    dead = msg.attempts >= settings.mail_max_attempts
+    status = DEAD if dead else PENDING
+    retry_at = now + backoff(msg.attempts, settings.mail_retry_seconds)
+    with write_transaction():
+        OutboxMessage.update(
+            status=status, lease_until=None, last_error=error[:1000], next_attempt_at=retry_at
+        ).where(OutboxMessage.id == msg.id).execute()
+        details: dict[str, object] = {
+            "message_id": msg.message_id,
+            "to": msg.recipient,
+            "purpose": msg.purpose,
+            "attempt": msg.attempts,
+            "error": error[:300],
+        }
+        details["next_attempt_at" if not dead else "dead"] = iso(retry_at) if not dead else True
+        _record(msg, "email_failed", details, now)
+    return status
+
+
+def as_email(msg: OutboxMessage, settings: Settings):  # type: ignore[no-untyped-def]
+    composed = Composed(msg.recipient, msg.subject, msg.body_text, msg.body_html)
+    return build_message(composed, settings.from_email, msg.message_id)
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainResult:
+    """Claim and send one batch of due messages."""
+    result = DrainResult()
+    for msg in claim(batch):
+        try:
+            sender.send(as_email(msg, settings))
+        except (DeliveryError, LeadctlError, ValueError) as exc:
+            status = mark_failed(msg, str(exc), settings)
+            result.failed += 1
+            result.dead += status == DEAD
+            result.errors.append(f"{msg.id}: {exc}")
+            log.warning(
+                "mail %s to purpose=%s lead=%s attempt=%d failed: %s",
+                status, msg.purpose, msg.lead_id, msg.attempts, exc,
+            )
+            continue
+        mark_sent(msg)
+        result.sent += 1
+        log.info("mail sent purpose=%s lead=%s attempt=%d", msg.purpose, msg.lead_id, msg.attempts)
+    return result
+
+
+def drain(sender: Sender, settings: Settings) -> DrainResult:
+    """Deliver everything due now (one pass over each message), as `leadctl outbox send` does."""
+    total = DrainResult()
+    while True:
+        result = deliver_due(sender, settings)
+        if result.sent + result.failed == 0:
+            return total
+        total.sent += result.sent
+        total.failed += result.failed
+        total.dead += result.dead
+        total.errors.extend(result.errors)
+
+
+def retry(ids: list[int] | None, *, dead: bool) -> int:
+    """Make dead (or named) messages due again now, with a fresh attempt count."""
+    now = utcnow()
+    query = OutboxMessage.update(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
+    if ids:
+        found = {m.id for m in OutboxMessage.select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))}
+        missing = sorted(set(ids) - found)
+        if missing:
+            raise NotFound(f"no outbox message with id {', '.join(map(str, missing))}")
+        query = query.where(OutboxMessage.id.in_(ids) & (OutboxMessage.status != SENT))
+    elif dead:
+        query = query.where(OutboxMessage.status == DEAD)
+    else:
+        raise LeadctlError("name the messages to retry, or pass --dead")
+    with write_transaction():
+        return query.execute()
+
+
+class DeliveryWorker:
+    """A background thread that delivers the outbox; `wake()` after a commit sends at once."""
+
+    def __init__(self, settings: Settings, sender_factory, poll_seconds: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.sender_factory = sender_factory
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the message in hand, then stop; an unsent claimed one is retried after its lease."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from leadctl.models import database
+
+        sender: Sender | None = None
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                busy = False
+                try:
+                    if sender is None:
+                        sender = self.sender_factory(self.settings)
+                    result = deliver_due(sender, self.settings)
+                    busy = result.sent + result.failed > 0 and not result.failed
+                except Exception:  # noqa: BLE001 - the worker must outlive any one failure
+                    log.exception("outbox worker pass failed; retrying in %.0f s", self.poll_seconds)
+                    if sender is not None:
+                        sender.close()
+                        sender = None
+                if not busy:
+                    self._wake.wait(self.poll_seconds)
+        finally:
+            if sender is not None:
+                sender.close()
+            if not database.obj.is_closed():
+                database.obj.close()

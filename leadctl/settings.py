@@ -1,0 +1,131 @@
+"""Settings of the intake server and the core, read from `LEADS_*` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the setting cannot take."""
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, one field per environment variable; `Settings.from_env()` reads them."""
+
+    database_url: str = _setting(
+        "LEADS_DATABASE_URL",
+        "sqlite:///leads.db",
+        "Database: `sqlite:///path` (one file) or `postgresql://user@host/db`.",
+    )
+    max_resume_mb: float = _setting(
+        "LEADS_MAX_RESUME_MB", 10.0, "Largest resume accepted, in MiB (1 MiB = 1,048,576 bytes)."
+    )
+    rate_limit: str = _setting(
+        "LEADS_RATE_LIMIT",
+        "10/minute",
+        "Submissions allowed per client, e.g. `10/minute`, `100/hour`; `off` disables.",
+    )
+    mail_backend: str = _setting(
+        "LEADS_MAIL_BACKEND", "file", "How mail leaves: `file` (`.eml` files) or `smtp`."
+    )
+    mail_dir: str = _setting(
+        "LEADS_MAIL_DIR", "mail", "Folder the `file` backend writes one `.eml` per message to."
+    )
+    mail_max_attempts: int = _setting(
+        "LEADS_MAIL_MAX_ATTEMPTS", 8, "Delivery attempts before a message is marked `dead`."
+    )
+    mail_retry_seconds: float = _setting(
+        "LEADS_MAIL_RETRY_SECONDS",
+        30.0,
+        "First retry delay of a failed message; it doubles per attempt, capped at an hour.",
+    )
+    from_email: str = _setting(
+        "LEADS_FROM_EMAIL", "leads@localhost", "Sender address of every message."
+    )
+    intake_email: str = _setting(
+        "LEADS_INTAKE_EMAIL",
+        "intake@localhost",
+        "The firm's intake inbox: notified of leads no active attorney can take.",
+    )
+    smtp_host: str = _setting("LEADS_SMTP_HOST", "localhost", "SMTP server host name.")
+    smtp_port: int = _setting(
+        "LEADS_SMTP_PORT", 0, "SMTP server port; 0 means 465 with SSL, else 587 (25 with neither)."
+    )
+    smtp_user: str = _setting(
+        "LEADS_SMTP_USER", "", "SMTP login name; empty means no login is attempted."
+    )
+    smtp_starttls: bool = _setting(
+        "LEADS_SMTP_STARTTLS", True, "Upgrade the SMTP connection with STARTTLS (`true`/`false`)."
+    )
+    smtp_ssl: bool = _setting(
+        "LEADS_SMTP_SSL", False, "Connect to SMTP over TLS from the start (`true`/`false`)."
+    )
+    smtp_password: str = _setting(
+        "LEADS_SMTP_PASSWORD",
+        "",
+        "SMTP password where no OS keyring works; otherwise `leadctl mail setup` keeps it there.",
+    )
+    smtp_timeout: float = _setting(
+        "LEADS_SMTP_TIMEOUT", 15.0, "Seconds an SMTP connection may stay silent before it fails."
+    )
+
+    @property
+    def max_resume_bytes(self) -> int:
+        return int(self.max_resume_mb * 1024 * 1024)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from the environment; keyword arguments win over both env and defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _convert(f.metadata["env"], raw.strip(), type(f.default))
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def setting_docs() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+    return rows
+
+
+def _convert(env: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{env} must be true or false, not {raw!r}")
+    if kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{env} must be a number, not {raw!r}") from None
+        if value < 0:
+            raise SettingsError(f"{env} must not be negative")
+        return value
+    return raw

@@ -1,0 +1,76 @@
+"""Figures for the firm: counts by state, time to first contact, per attorney, overdue leads."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from peewee import JOIN, fn
+
+from leadctl.models import Attorney, Lead
+from leadctl.states import State
+from leadctl.timeutil import iso, utcnow
+
+OVERDUE_AFTER = timedelta(hours=24)
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    # Nearest-rank percentile: an observed value, easy to explain ("90% were faster than this").
+    return ordered[max(math.ceil(fraction * len(ordered)), 1) - 1]
+
+
+def _summary(durations: list[float]) -> dict[str, Any]:
+    return {
+        "reached_out": len(durations),
+        "median_seconds": statistics.median(durations) if durations else None,
+        "p90_seconds": _percentile(durations, 0.9),
+    }
+
+
+def compute(since: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    scope = Lead.created_at >= since if since is not None else True
+    counts = {s.value: 0 for s in State}
+    for state, n in Lead.select(Lead.state, fn.COUNT(Lead.id)).where(scope).group_by(Lead.state).tuples():
+        counts[state] = n
+    overdue = (
+        Lead.select()
+        .where(scope & (Lead.state == State.PENDING) & (Lead.created_at < now - OVERDUE_AFTER))
+        .count()
+    )
+    overall: list[float] = []
+    per: dict[str | None, list[float]] = defaultdict(list)
+    totals: dict[str | None, dict[str, int]] = defaultdict(lambda: {"leads": 0, "pending": 0})
+    rows = (
+        Lead.select(Lead.created_at, Lead.reached_out_at, Lead.state, Attorney.email)
+        .join(Attorney, JOIN.LEFT_OUTER)
+        .where(scope)
+        .tuples()
+        .iterator()
+    )
+    for created, reached, state, email in rows:
+        totals[email]["leads"] += 1
+        if state == State.PENDING:
+            totals[email]["pending"] += 1
+        if reached is not None:
+            seconds = (Lead.reached_out_at.python_value(reached) - Lead.created_at.python_value(created)).total_seconds()
+            overall.append(seconds)
+            per[email].append(seconds)
+    attorneys = [
+        {"attorney": email, **totals[email], **_summary(per[email])}
+        for email in sorted(totals, key=lambda e: (e is None, e or ""))
+    ]
+    return {
+        "since": iso(since),
+        "total": sum(counts.values()),
+        "by_state": counts,
+        "overdue_24h": overdue,
+        "first_contact": _summary(overall),
+        "per_attorney": attorneys,
+    }
