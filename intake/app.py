@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the intake server's Litestar application, its lifespan and its logging."""
+"""`create_app(settings)`: the intake server's Litestar app, its lifespan and its logging."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def access_logging(app: ASGIApp) -> ASGIApp:
     """One line per request: method, path, status, duration, lead reference; never the body."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # websockets and lifespan pass through untouched
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -46,8 +46,8 @@ def access_logging(app: ASGIApp) -> ASGIApp:
         finally:
             reference = scope.get("state", {}).get("lead_reference", "-")
             access_log.info(
-                '%s %s %d %.1fms lead=%s',
-                scope["method"],
+                "%s %s %d %.1fms lead=%s",
+                scope.get("method", "-"),
                 scope["path"],
                 status,
                 (time.perf_counter() - started) * 1000,
@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         try:
             yield
         finally:
-            intake.writer.shutdown(wait=True)  # in-flight submissions commit before we go
+            # In-flight submissions commit before we go; then the writer's connection closes.
+            intake.writer.submit(db.close_connection).result()
+            intake.writer.shutdown(wait=True)
             if worker is not None:
                 worker.stop()
 

@@ -29,11 +29,13 @@ def error_body(pairs: list[tuple[str | None, str]]) -> dict[str, list[dict[str, 
     return {"errors": [{"field": field, "message": message} for field, message in pairs]}
 
 
-def error_response(status: int, pairs: list[tuple[str | None, str]]) -> Response[dict]:  # type: ignore[type-arg]
+def error_response(status: int, pairs: list[tuple[str | None, str]]) -> Response[dict]:
     headers = {"Retry-After": "2"} if status == 503 else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="leadctl"'
-    return Response(error_body(pairs), status_code=status, media_type=MediaType.JSON, headers=headers)
+    return Response(
+        error_body(pairs), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
 
 
 def core_error_pairs(exc: core.LeadctlError) -> tuple[int, list[tuple[str | None, str]]]:
@@ -44,12 +46,12 @@ def core_error_pairs(exc: core.LeadctlError) -> tuple[int, list[tuple[str | None
     return status, [(field, str(exc))]
 
 
-def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:  # type: ignore[type-arg]
+def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:
     status, pairs = core_error_pairs(exc)
     return error_response(status, pairs)
 
 
-def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:  # type: ignore[type-arg]
+def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
     status = exc.status_code
     if status >= 500:
         log.error("internal error: %s", exc.detail)
@@ -62,6 +64,6 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:  # 
     return error_response(status, pairs or [(None, str(exc.detail))])
 
 
-def handle_unexpected(_: Request, exc: Exception) -> Response[dict]:  # type: ignore[type-arg]
+def handle_unexpected(_: Request, exc: Exception) -> Response[dict]:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, [(None, "internal error; the request was not processed")])

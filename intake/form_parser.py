@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from litestar import Request
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from multipart import (  # type: ignore[import-untyped]
+from multipart import (
     MultipartSegment,
     ParserError,
     ParserLimitReached,
@@ -43,7 +43,7 @@ class ParsedForm:
     not_utf8: set[str] = field(default_factory=set)
 
 
-def _boundary(request: Request) -> bytes:  # type: ignore[type-arg]
+def _boundary(request: Request) -> bytes:
     content_type, options = request.content_type
     if content_type != "multipart/form-data":
         raise FormError(415, "send the form as multipart/form-data")
@@ -53,7 +53,9 @@ def _boundary(request: Request) -> bytes:  # type: ignore[type-arg]
     return boundary.encode("latin-1", "replace")
 
 
-async def parse_form(request: Request, *, max_file_bytes: int, file_field: str = "resume") -> ParsedForm:  # type: ignore[type-arg]
+async def parse_form(
+    request: Request, *, max_file_bytes: int, file_field: str = "resume"
+) -> ParsedForm:
     """Read the request body into text fields and at most one file.
 
     Stops reading as soon as a limit is passed: the file beyond `max_file_bytes` (413), a text
@@ -71,15 +73,21 @@ async def parse_form(request: Request, *, max_file_bytes: int, file_field: str =
                         segment, buffer = event, bytearray()
                         is_file = event.filename is not None
                         if is_file and (event.name != file_field or form.files):
-                            raise FormError(400, f"send exactly one file, in the {file_field!r} field")
+                            raise FormError(
+                                400, f"send exactly one file, in the {file_field!r} field"
+                            )
                         limit = max_file_bytes if is_file else MAX_TEXT_FIELD_BYTES
                     elif event:
                         buffer.extend(event)
                         if len(buffer) > limit:
                             assert segment is not None
                             if segment.filename is not None:
-                                raise ResumeTooLarge(f"the resume is larger than {max_file_bytes:,} bytes")
-                            raise FormError(413, f"the field {segment.name!r} is too large", segment.name)
+                                raise ResumeTooLarge(
+                                    f"the resume is larger than {max_file_bytes:,} bytes"
+                                )
+                            raise FormError(
+                                413, f"the field {segment.name!r} is too large", segment.name
+                            )
                     elif segment is not None:
                         _keep(form, segment, bytes(buffer))
                         segment = None

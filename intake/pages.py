@@ -48,24 +48,29 @@ def form_page(values: dict[str, str] | None = None, errors: dict[str, str] | Non
         "<p>Leave your details and your resume, and an attorney will contact you.</p>",
     ]
     if errors:
-        parts.append(
-            '<p class="error" role="alert">Please correct the fields marked below.</p>'
-        )
+        parts.append('<p class="error" role="alert">Please correct the fields marked below.</p>')
         if "form" in errors:
             parts.append(_error("form", errors))
     parts.append('<form method="post" action="/" enctype="multipart/form-data" novalidate>')
     for name, label, kind, autocomplete in FIELDS:
-        described = f' aria-describedby="{name}-error" aria-invalid="true"' if name in errors else ""
+        described = (
+            f' aria-describedby="{name}-error" aria-invalid="true"' if name in errors else ""
+        )
         parts.append(
             f'<label for="{name}">{label}</label>\n'
             f'<input id="{name}" name="{name}" type="{kind}" autocomplete="{autocomplete}" '
             f'maxlength="320" required value="{escape(values.get(name, ""))}"{described}>\n'
             + _error(name, errors)
         )
-    described = ' aria-describedby="resume-hint resume-error" aria-invalid="true"' if "resume" in errors else ' aria-describedby="resume-hint"'
+    described = (
+        ' aria-describedby="resume-hint resume-error" aria-invalid="true"'
+        if "resume" in errors
+        else ' aria-describedby="resume-hint"'
+    )
     parts.append(
         '<label for="resume">Resume</label>\n'
-        f'<input id="resume" name="resume" type="file" accept="{ACCEPT_HINT}" required{described}>\n'
+        f'<input id="resume" name="resume" type="file" accept="{ACCEPT_HINT}" '
+        f"required{described}>\n"
         '<p class="hint" id="resume-hint">PDF, Word, OpenDocument, RTF or plain text.'
         + (" Please choose the file again." if errors else "")
         + "</p>\n"

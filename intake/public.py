@@ -35,7 +35,7 @@ class LeadAccepted:
     ),
     tags=["public"],
 )
-async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:  # type: ignore[type-arg]
+async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
     intake: Intake = state.intake
     try:
         form = await read_submission(request, intake)
@@ -55,7 +55,7 @@ async def show_form() -> str:
 
 
 @post("/", media_type=MediaType.HTML, include_in_schema=False, status_code=201)
-async def submit_form(request: Request, state: State) -> Response[str]:  # type: ignore[type-arg]
+async def submit_form(request: Request, state: State) -> Response[str]:
     intake: Intake = state.intake
     form = ParsedForm()
     try:

@@ -31,7 +31,7 @@ class Intake:
             self.wake_worker()
 
 
-async def read_submission(request: Request, intake: Intake) -> ParsedForm:  # type: ignore[type-arg]
+async def read_submission(request: Request, intake: Intake) -> ParsedForm:
     return await parse_form(request, max_file_bytes=intake.settings.max_resume_bytes)
 
 
@@ -41,7 +41,9 @@ async def store_submission(form: ParsedForm, intake: Intake) -> leads.Submitted:
     Raises InvalidInput (422) listing every failing field, or UnsupportedResume (415) when the
     resume type is the only problem; ResumeTooLarge (413) was raised while reading.
     """
-    errors: list[tuple[str, str]] = [(f, "is not valid UTF-8 text") for f in TEXT_FIELDS if f in form.not_utf8]
+    errors: list[tuple[str, str]] = [
+        (f, "is not valid UTF-8 text") for f in TEXT_FIELDS if f in form.not_utf8
+    ]
     prospect = None
     try:
         prospect = check_prospect(*(form.fields.get(f) for f in TEXT_FIELDS))
@@ -50,7 +52,12 @@ async def store_submission(form: ParsedForm, intake: Intake) -> leads.Submitted:
     upload = form.files.get("resume")
     resume = None
     if upload is None or not upload.data:
-        errors.append(("resume", "a resume file is required" if upload is None else "the resume file is empty"))
+        errors.append(
+            (
+                "resume",
+                "a resume file is required" if upload is None else "the resume file is empty",
+            )
+        )
     else:
         try:
             resume = check_resume(upload.filename, upload.data, intake.settings.max_resume_bytes)
@@ -61,6 +68,8 @@ async def store_submission(form: ParsedForm, intake: Intake) -> leads.Submitted:
     if errors or prospect is None or resume is None:
         raise InvalidInput(errors)
     loop = asyncio.get_running_loop()
-    submitted = await loop.run_in_executor(intake.writer, leads.submit, prospect, resume, intake.settings)
+    submitted = await loop.run_in_executor(
+        intake.writer, leads.submit, prospect, resume, intake.settings
+    )
     intake.notify()
     return submitted

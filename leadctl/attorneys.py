@@ -138,7 +138,12 @@ def authenticate(secret: str, *, role: str | None = None) -> Attorney:
     if not secret.startswith(TOKEN_PREFIX):
         raise AuthError("invalid token")
     digest = hash_token(secret)
-    token = ApiToken.select(ApiToken, Attorney).join(Attorney).where(ApiToken.token_hash == digest).first()
+    token = (
+        ApiToken.select(ApiToken, Attorney)
+        .join(Attorney)
+        .where(ApiToken.token_hash == digest)
+        .first()
+    )
     # The look-up is by hash (the secret itself is never compared); compare_digest guards the rest.
     if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at:
         raise AuthError("invalid or revoked token")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from peewee import Database, OperationalError, PostgresqlDatabase, SqliteDatabase
@@ -41,7 +42,7 @@ def make_database(url: str) -> Database:
         return SqliteDatabase(sqlite_path(url), pragmas=SQLITE_PRAGMAS, timeout=5)
     if url.startswith(("postgresql:", "postgres:")):
         parts = urlsplit(url)
-        params: dict[str, object] = {}
+        params: dict[str, Any] = {}
         for pair in filter(None, parts.query.split("&")):
             key, _, value = pair.partition("=")
             params[unquote(key)] = unquote(value)
@@ -131,6 +132,12 @@ def upgrade() -> tuple[int, int]:
             MIGRATIONS[target](database.obj)
             SchemaVersion.create(version=target)
     return (start, SCHEMA_VERSION)
+
+
+def close_connection() -> None:
+    """Close this thread's connection, if it has one."""
+    if not database.obj.is_closed():
+        database.obj.close()
 
 
 def ping() -> bool:

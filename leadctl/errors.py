@@ -1,4 +1,4 @@
-"""Domain exceptions of the core; each face maps them to HTTP statuses or exit codes in one place."""
+"""Domain exceptions of the core; each face maps them to HTTP statuses or exit codes once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lead operations: intake in one transaction, look-ups, listing, state changes, notes, assignment."""
+"""Lead operations: intake in one transaction, look-ups, listing, state changes, assignment."""
 
 from __future__ import annotations
 
@@ -139,7 +139,9 @@ def find(ident: str | int) -> Lead:
         lead = query.where(Lead.id == int(text)).first()
     else:
         ref = text.upper().replace("-", "")
-        lead = query.where(Lead.reference == f"{ref[:4]}-{ref[4:]}").first() if len(ref) == 8 else None
+        lead = (
+            query.where(Lead.reference == f"{ref[:4]}-{ref[4:]}").first() if len(ref) == 8 else None
+        )
     if lead is None:
         raise NotFound(f"no lead {text}")
     return lead
@@ -303,8 +305,10 @@ def assign(ident: str | int, attorney_email: str, actor: str) -> Outcome:
         if not attorney.active:
             raise LeadctlError(f"attorney {attorney.email} is deactivated")
         if lead.attorney_id == attorney.id:
-            return Outcome(lead_dict(lead), False, f"lead {lead.id} is already assigned to {attorney.email}")
-        previous = lead.attorney.email if lead.attorney_id is not None else None
+            return Outcome(
+                lead_dict(lead), False, f"lead {lead.id} is already assigned to {attorney.email}"
+            )
+        previous = lead.attorney.email if lead.attorney is not None else None
         now = utcnow()
         Lead.update(attorney=attorney, updated_at=now).where(Lead.id == lead.id).execute()
         Event.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import smtplib
@@ -128,10 +129,8 @@ class SmtpSender:
 
     def close(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection must not fail
                 self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection must not fail
-                pass
             self._client = None
 
 
@@ -148,6 +147,4 @@ def make_sender(settings: Settings) -> Sender:
                 settings.smtp_user, settings.smtp_host, settings.smtp_password
             )
         return SmtpSender(settings, password)
-    raise LeadctlError(
-        f"LEADS_MAIL_BACKEND must be file or smtp, not {settings.mail_backend!r}"
-    )
+    raise LeadctlError(f"LEADS_MAIL_BACKEND must be file or smtp, not {settings.mail_backend!r}")

@@ -47,7 +47,8 @@ def confirmation(first_name: str, reference: str, recipient: str) -> Composed:
         [
             f"Dear {e(first_name)},",
             "Thank you for contacting us. We have received your details and your resume.",
-            f"Your reference is <strong>{e(reference)}</strong>. Please quote it if you write to us.",
+            f"Your reference is <strong>{e(reference)}</strong>. "
+            "Please quote it if you write to us.",
             "What happens next: an attorney will review what you sent and contact you at this "
             "address, usually within two business days. There is nothing more you need to do.",
             "Kind regards,<br>The intake team",

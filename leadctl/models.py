@@ -86,6 +86,7 @@ class Lead(BaseModel):
     search_key = TextField(default="")
     state = CharField(max_length=20, index=True)
     attorney = ForeignKeyField(Attorney, null=True, backref="leads", on_delete="SET NULL")
+    attorney_id: int | None  # peewee's accessor for the foreign key's raw value
     created_at = UtcDateTimeField(index=True)
     updated_at = UtcDateTimeField()
     reached_out_at = UtcDateTimeField(null=True)
@@ -113,6 +114,7 @@ class Event(BaseModel):
 class OutboxMessage(BaseModel):
     id = AutoField()
     lead = ForeignKeyField(Lead, null=True, backref="messages", on_delete="CASCADE")
+    lead_id: int | None  # peewee's accessor for the foreign key's raw value
     purpose = CharField(max_length=40)
     message_id = CharField(max_length=255, unique=True)
     recipient = CharField(max_length=320)

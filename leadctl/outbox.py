@@ -7,9 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from peewee import SQL
-
-from leadctl.db import is_sqlite, write_transaction
+from leadctl.db import close_connection, is_sqlite, write_transaction
 from leadctl.errors import LeadctlError, NotFound
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
@@ -71,7 +69,7 @@ def claim(limit: int, now: datetime | None = None) -> list[OutboxMessage]:
             .limit(limit)
         )
         if not is_sqlite():
-            candidates = candidates.for_update(SQL("FOR UPDATE SKIP LOCKED"))
+            candidates = candidates.for_update(skip_locked=True)
         for row in candidates:
             # The conditional update is the claim: it succeeds for exactly one worker.
             taken = (
@@ -87,7 +85,9 @@ def claim(limit: int, now: datetime | None = None) -> list[OutboxMessage]:
                 claimed.append(row.id)
     if not claimed:
         return []
-    return list(OutboxMessage.select().where(OutboxMessage.id.in_(claimed)).order_by(OutboxMessage.id))
+    return list(
+        OutboxMessage.select().where(OutboxMessage.id.in_(claimed)).order_by(OutboxMessage.id)
+    )
 
 
 def _record(msg: OutboxMessage, kind: str, details: dict[str, object], now: datetime) -> None:
@@ -109,7 +109,9 @@ def mark_sent(msg: OutboxMessage, now: datetime | None = None) -> None:
         )
 
 
-def mark_failed(msg: OutboxMessage, error: str, settings: Settings, now: datetime | None = None) -> str:
+def mark_failed(
+    msg: OutboxMessage, error: str, settings: Settings, now: datetime | None = None
+) -> str:
     """Record a failed attempt; returns the new status (`pending` to retry, or `dead`)."""
     now = now or utcnow()
     dead = msg.attempts >= settings.mail_max_attempts
@@ -157,7 +159,11 @@ def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainRes
             result.errors.append(f"{msg.id}: {exc}")
             log.warning(
                 "mail %s to purpose=%s lead=%s attempt=%d failed: %s",
-                status, msg.purpose, msg.lead_id, msg.attempts, exc,
+                status,
+                msg.purpose,
+                msg.lead_id,
+                msg.attempts,
+                exc,
             )
             continue
         mark_sent(msg)
@@ -184,7 +190,9 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
     now = utcnow()
     query = OutboxMessage.update(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
     if ids:
-        found = {m.id for m in OutboxMessage.select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))}
+        found = {
+            m.id for m in OutboxMessage.select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
+        }
         missing = sorted(set(ids) - found)
         if missing:
             raise NotFound(f"no outbox message with id {', '.join(map(str, missing))}")
@@ -215,14 +223,12 @@ class DeliveryWorker:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the message in hand, then stop; an unsent claimed one is retried after its lease."""
+        """Finish the message in hand, then stop; a claimed unsent one retries after its lease."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from leadctl.models import database
-
         sender: Sender | None = None
         try:
             while not self._stop.is_set():
@@ -233,8 +239,10 @@ class DeliveryWorker:
                         sender = self.sender_factory(self.settings)
                     result = deliver_due(sender, self.settings)
                     busy = result.sent + result.failed > 0 and not result.failed
-                except Exception:  # noqa: BLE001 - the worker must outlive any one failure
-                    log.exception("outbox worker pass failed; retrying in %.0f s", self.poll_seconds)
+                except Exception:
+                    log.exception(
+                        "outbox worker pass failed; retrying in %.0f s", self.poll_seconds
+                    )
                     if sender is not None:
                         sender.close()
                         sender = None
@@ -243,5 +251,4 @@ class DeliveryWorker:
         finally:
             if sender is not None:
                 sender.close()
-            if not database.obj.is_closed():
-                database.obj.close()
+            close_connection()

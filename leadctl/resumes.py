@@ -106,7 +106,8 @@ def check_resume(filename: str | None, data: bytes, max_bytes: int) -> CheckedRe
     content_type = detect_type(data)
     if content_type is None:
         raise UnsupportedResume(
-            "the resume must be a PDF, Word (DOCX or DOC), OpenDocument text, RTF or plain text file"
+            "the resume must be a PDF, Word (DOCX or DOC), OpenDocument text, RTF "
+            "or plain text file"
         )
     ext = (filename or "").rpartition(".")[2].lower() if "." in (filename or "") else ""
     if ext in _NAMED_AS and content_type not in _NAMED_AS[ext]:

@@ -1,4 +1,4 @@
-"""Secrets in the OS keyring (service `leadctl`), time-boxed, with environment variables as fallback."""
+"""Secrets in the OS keyring (service `leadctl`), time-boxed; environment variables as fallback."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _timeboxed(call: Callable[[], T]) -> T:
 
 
 def keyring_usable() -> tuple[bool, str]:
-    """(usable, reason): a real backend, not the fail/null one nor a plaintext file picked silently."""
+    """(usable, reason): a real backend — not the fail one, nor a plaintext file picked silently."""
     import keyring
     from keyring.backends import fail
 
@@ -94,9 +94,7 @@ def smtp_password(user: str, host: str, from_env: str) -> tuple[str, str]:
     try:
         stored = get_secret(smtp_key(user, host))
     except KeyringUnavailable as exc:
-        raise LeadctlError(
-            f"no SMTP password for {user}: {exc}; set LEADS_SMTP_PASSWORD"
-        ) from None
+        raise LeadctlError(f"no SMTP password for {user}: {exc}; set LEADS_SMTP_PASSWORD") from None
     if stored is None:
         raise LeadctlError(
             f"no SMTP password for {user} at {host}; run: leadctl mail setup "

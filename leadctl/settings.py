@@ -87,7 +87,7 @@ class Settings:
         return self.database_url.startswith("sqlite:")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
         """Settings from the environment; keyword arguments win over both env and defaults."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -35,13 +35,13 @@ def _summary(durations: list[float]) -> dict[str, Any]:
 
 def compute(since: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    scope = Lead.created_at >= since if since is not None else True
+    scope = [Lead.created_at >= since] if since is not None else []
     counts = {s.value: 0 for s in State}
-    for state, n in Lead.select(Lead.state, fn.COUNT(Lead.id)).where(scope).group_by(Lead.state).tuples():
-        counts[state] = n
+    by_state = Lead.select(Lead.state, fn.COUNT(Lead.id)).where(*scope).group_by(Lead.state)
+    counts.update(dict(by_state.tuples()))  # type: ignore[arg-type]
     overdue = (
         Lead.select()
-        .where(scope & (Lead.state == State.PENDING) & (Lead.created_at < now - OVERDUE_AFTER))
+        .where(*scope, Lead.state == State.PENDING, Lead.created_at < now - OVERDUE_AFTER)
         .count()
     )
     overall: list[float] = []
@@ -50,7 +50,7 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     rows = (
         Lead.select(Lead.created_at, Lead.reached_out_at, Lead.state, Attorney.email)
         .join(Attorney, JOIN.LEFT_OUTER)
-        .where(scope)
+        .where(*scope)
         .tuples()
         .iterator()
     )
@@ -59,7 +59,9 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
         if state == State.PENDING:
             totals[email]["pending"] += 1
         if reached is not None:
-            seconds = (Lead.reached_out_at.python_value(reached) - Lead.created_at.python_value(created)).total_seconds()
+            seconds = (
+                Lead.reached_out_at.python_value(reached) - Lead.created_at.python_value(created)
+            ).total_seconds()
             overall.append(seconds)
             per[email].append(seconds)
     attorneys = [

@@ -24,7 +24,9 @@ def parse_duration(text: str) -> timedelta:
     """`90s`, `15m`, `24h`, `7d`, `2w` → timedelta; ValueError names the accepted forms."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration; use a number and a unit, like 30m, 24h or 7d")
+        raise ValueError(
+            f"{text!r} is not a duration; use a number and a unit, like 30m, 24h or 7d"
+        )
     amount, unit = float(match.group(1)), match.group(2).lower()
     return timedelta(**{_UNITS[unit]: amount})
 

@@ -45,9 +45,7 @@ def normalize_email(value: str | None) -> str:
         raise ValueError(f"email is not valid: {exc}") from None
 
 
-def check_prospect(
-    first_name: str | None, last_name: str | None, email: str | None
-) -> Prospect:
+def check_prospect(first_name: str | None, last_name: str | None, email: str | None) -> Prospect:
     """All three fields checked; InvalidInput lists every failing field at once."""
     errors: list[tuple[str, str]] = []
     checked: dict[str, str] = {}

@@ -18,7 +18,9 @@ attorney_app = typer.Typer(help="Manage attorneys (local mode).", no_args_is_hel
 token_app = typer.Typer(help="Manage API tokens (local mode).", no_args_is_help=True)
 db_app = typer.Typer(help="Back up and upgrade the database (local mode).", no_args_is_help=True)
 mail_app = typer.Typer(help="Configure and test outgoing mail.", no_args_is_help=True)
-outbox_app = typer.Typer(help="See and drive the email outbox (local mode).", invoke_without_command=True)
+outbox_app = typer.Typer(
+    help="See and drive the email outbox (local mode).", invoke_without_command=True
+)
 
 
 def serve(
@@ -53,7 +55,13 @@ def _log_config() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "intake": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -88,10 +96,17 @@ def attorney_add(
     out = env.output(pick_format(json_))
     env.open_database()
     attorney, issued = attorneys.add(name, email, "admin" if admin else "attorney")
-    data = {**attorneys.attorney_dict(attorney), "token": issued.secret, "token_id": issued.token.id}
+    data = {
+        **attorneys.attorney_dict(attorney),
+        "token": issued.secret,
+        "token_id": issued.token.id,
+    }
     out.obj(data, lambda d: d["token"])
     if not out.machine:
-        out.say(f"Added {attorney.email}. The token above is shown only now: give it to them for leadctl login.")
+        out.say(
+            f"Added {attorney.email}. The token above is shown only now: "
+            "give it to them for leadctl login."
+        )
 
 
 @attorney_app.command("list")
@@ -142,8 +157,16 @@ TOKEN_COLUMNS = [
     Column("NAME", lambda r: r["name"]),
     Column("HINT", lambda r: r["hint"]),
     Column("CREATED", lambda r: r["created_at"], on_terminal=lambda r: age(r["created_at"])),
-    Column("LAST USED", lambda r: r["last_used_at"], on_terminal=lambda r: age(r["last_used_at"]) or "never"),
-    Column("REVOKED", lambda r: r["revoked_at"], on_terminal=lambda r: "revoked" if r["revoked_at"] else ""),
+    Column(
+        "LAST USED",
+        lambda r: r["last_used_at"],
+        on_terminal=lambda r: age(r["last_used_at"]) or "never",
+    ),
+    Column(
+        "REVOKED",
+        lambda r: r["revoked_at"],
+        on_terminal=lambda r: "revoked" if r["revoked_at"] else "",
+    ),
 ]
 
 
@@ -170,7 +193,9 @@ def token_create(
 @token_app.command("list")
 def token_list(
     ctx: typer.Context,
-    attorney: Annotated[str | None, typer.Option("--attorney", help="Only this attorney's tokens.")] = None,
+    attorney: Annotated[
+        str | None, typer.Option("--attorney", help="Only this attorney's tokens.")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List API tokens (never the secrets)."""
@@ -179,7 +204,9 @@ def token_list(
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     env.open_database()
-    out.rows([attorneys.token_dict(t, email) for t, email in attorneys.tokens(attorney)], TOKEN_COLUMNS)
+    out.rows(
+        [attorneys.token_dict(t, email) for t, email in attorneys.tokens(attorney)], TOKEN_COLUMNS
+    )
 
 
 @token_app.command("revoke")
@@ -218,8 +245,12 @@ OUTBOX_COLUMNS = [
 @outbox_app.callback()
 def outbox_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="pending, sending, sent or dead.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many messages.")] = 50,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, sending, sent or dead.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Show at most this many messages.")
+    ] = 50,
     json_: JsonOpt = False,
 ) -> None:
     """List outbox messages, newest first; subcommands retry and send."""
@@ -290,7 +321,12 @@ def outbox_send(ctx: typer.Context, json_: JsonOpt = False) -> None:
         result = outbox.drain(sender, env.settings)
     finally:
         sender.close()
-    data = {"sent": result.sent, "failed": result.failed, "dead": result.dead, "errors": result.errors}
+    data = {
+        "sent": result.sent,
+        "failed": result.failed,
+        "dead": result.dead,
+        "errors": result.errors,
+    }
     out.obj(data, lambda d: f"sent {d['sent']}, failed {d['failed']} (dead {d['dead']})")
     for error in result.errors if not out.machine else []:
         out.error(error)
@@ -317,11 +353,19 @@ def mail_test(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     sender = make_sender(s)
-    target = s.mail_dir if s.mail_backend == "file" else f"{s.smtp_host}:{s.smtp_port or 'default port'}"
+    target = (
+        s.mail_dir if s.mail_backend == "file" else f"{s.smtp_host}:{s.smtp_port or 'default port'}"
+    )
     try:
-        sender.send(build_message(test_message(recipient), s.from_email, new_message_id(s.from_email, "test")))
+        sender.send(
+            build_message(
+                test_message(recipient), s.from_email, new_message_id(s.from_email, "test")
+            )
+        )
     except DeliveryError as exc:
-        raise LeadctlError(f"the test message was NOT sent via {s.mail_backend} ({target}): {exc}") from None
+        raise LeadctlError(
+            f"the test message was NOT sent via {s.mail_backend} ({target}): {exc}"
+        ) from None
     finally:
         sender.close()
     data = {"sent": True, "backend": s.mail_backend, "to": recipient, "via": target}
@@ -336,18 +380,27 @@ def mail_setup(ctx: typer.Context) -> None:
     env: Env = ctx.obj
     s = env.settings
     if not s.smtp_user:
-        raise UsageError("set LEADS_SMTP_USER (and LEADS_SMTP_HOST) first; with no user no password is needed")
+        raise UsageError(
+            "set LEADS_SMTP_USER (and LEADS_SMTP_HOST) first; with no user no password is needed"
+        )
     if not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = typer.prompt(f"SMTP password for {s.smtp_user} at {s.smtp_host}", hide_input=True, err=True)
+        password = typer.prompt(
+            f"SMTP password for {s.smtp_user} at {s.smtp_host}", hide_input=True, err=True
+        )
     if not password:
         raise UsageError("the password is empty")
     try:
         set_secret(smtp_key(s.smtp_user, s.smtp_host), password)
     except KeyringUnavailable as exc:
-        raise LeadctlError(f"{exc}; set LEADS_SMTP_PASSWORD in the server's environment instead") from None
-    print(f"Stored the SMTP password for {s.smtp_user} at {s.smtp_host} in the OS keyring.", file=sys.stderr)
+        raise LeadctlError(
+            f"{exc}; set LEADS_SMTP_PASSWORD in the server's environment instead"
+        ) from None
+    print(
+        f"Stored the SMTP password for {s.smtp_user} at {s.smtp_host} in the OS keyring.",
+        file=sys.stderr,
+    )
 
 
 # -- database ------------------------------------------------------------------------------------
@@ -384,7 +437,10 @@ def db_backup(
         dst.close()
         src.close()
     data = {"path": str(path), "bytes": path.stat().st_size, "integrity": check}
-    out.obj(data, lambda d: f"Backed up to {d['path']} ({d['bytes']:,} bytes, integrity {d['integrity']})")
+    out.obj(
+        data,
+        lambda d: f"Backed up to {d['path']} ({d['bytes']:,} bytes, integrity {d['integrity']})",
+    )
 
 
 @db_app.command("upgrade")
@@ -397,7 +453,13 @@ def db_upgrade(ctx: typer.Context, json_: JsonOpt = False) -> None:
     env.open_database(check_schema=False)
     before, after = db.upgrade()
     data = {"from_version": before, "to_version": after, "changed": before != after}
-    out.obj(data, lambda d: f"schema version {d['to_version']}" + (f" (was {d['from_version']})" if d["changed"] else ", already current"))
+    out.obj(
+        data,
+        lambda d: (
+            f"schema version {d['to_version']}"
+            + (f" (was {d['from_version']})" if d["changed"] else ", already current")
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

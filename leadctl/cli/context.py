@@ -65,8 +65,6 @@ class Env:
 def pick_format(json_: bool = False, csv_: bool = False, ndjson: bool = False) -> str:
     chosen = [name for name, on in (("json", json_), ("csv", csv_), ("ndjson", ndjson)) if on]
     if len(chosen) > 1:
-        from leadctl.errors import LeadctlError
-
         raise UsageError(f"choose one of --{', --'.join(chosen)}")
     return chosen[0] if chosen else "table"
 

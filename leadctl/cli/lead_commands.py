@@ -64,7 +64,9 @@ def _query(
         if attorney:
             raise UsageError("--mine and --attorney cannot be combined")
         if "@" not in env.actor:
-            raise UsageError("--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR")
+            raise UsageError(
+                "--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR"
+            )
         attorney = env.actor
     try:
         return LeadQuery(
@@ -81,12 +83,26 @@ def _query(
 
 
 StateOpt = Annotated[StateFilter, typer.Option("--state", help="Only leads in this state.")]
-AttorneyOpt = Annotated[str | None, typer.Option("--attorney", help="Only leads assigned to this attorney (email).")]
-MineOpt = Annotated[bool, typer.Option("--mine", help="Only leads assigned to me (locally: --as EMAIL).")]
-SearchOpt = Annotated[str | None, typer.Option("--search", help="Name or email contains this (case and accents ignored).")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Created at or after: a date, timestamp or duration ago (7d).")]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="Created before: a date, timestamp or duration ago.")]
-OverdueOpt = Annotated[str | None, typer.Option("--overdue", help="Pending for longer than this duration, e.g. 24h.")]
+AttorneyOpt = Annotated[
+    str | None, typer.Option("--attorney", help="Only leads assigned to this attorney (email).")
+]
+MineOpt = Annotated[
+    bool, typer.Option("--mine", help="Only leads assigned to me (locally: --as EMAIL).")
+]
+SearchOpt = Annotated[
+    str | None,
+    typer.Option("--search", help="Name or email contains this (case and accents ignored)."),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="Created at or after: a date, timestamp or duration ago (7d)."),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Created before: a date, timestamp or duration ago.")
+]
+OverdueOpt = Annotated[
+    str | None, typer.Option("--overdue", help="Pending for longer than this duration, e.g. 24h.")
+]
 
 
 def list_leads(
@@ -98,8 +114,12 @@ def list_leads(
     since: SinceOpt = None,
     until: UntilOpt = None,
     overdue: OverdueOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many leads.")] = 50,
-    all_: Annotated[bool, typer.Option("--all", help="Show every matching lead (no limit).")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Show at most this many leads.")
+    ] = 50,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Show every matching lead (no limit).")
+    ] = False,
     json_: JsonOpt = False,
     csv_: CsvOpt = False,
     ndjson: NdjsonOpt = False,
@@ -107,7 +127,9 @@ def list_leads(
     """List leads, newest first."""
     env: Env = ctx.obj
     out = env.output(pick_format(json_, csv_, ndjson))
-    query = _query(env, state, attorney, mine, search, since, until, overdue, None if all_ else limit)
+    query = _query(
+        env, state, attorney, mine, search, since, until, overdue, None if all_ else limit
+    )
     items, total = env.backend().list_leads(query)
     out.rows(items, LEAD_COLUMNS)
     if out.is_tty and not out.machine:
@@ -151,9 +173,17 @@ def _render_detail(d: dict[str, Any]) -> str:
 def open_resume(
     ctx: typer.Context,
     lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
-    save: Annotated[Path | None, typer.Option("--save", help="Write the resume to this path instead of opening it.")] = None,
-    print_path: Annotated[bool, typer.Option("--print-path", help="Print the path of the private copy; do not open it.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="With --save, overwrite an existing file.")] = False,
+    save: Annotated[
+        Path | None,
+        typer.Option("--save", help="Write the resume to this path instead of opening it."),
+    ] = None,
+    print_path: Annotated[
+        bool,
+        typer.Option("--print-path", help="Print the path of the private copy; do not open it."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --save, overwrite an existing file.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Fetch a lead's resume and open it in the system viewer."""
@@ -169,7 +199,12 @@ def open_resume(
         # A private copy: 0600 in a fresh 0700 directory, so other users cannot read it.
         path = Path(tempfile.mkdtemp(prefix="leadctl-")) / resume.filename
         _write_private(path, resume.data)
-    result = {"path": str(path), "filename": resume.filename, "content_type": resume.content_type, "size": len(resume.data)}
+    result = {
+        "path": str(path),
+        "filename": resume.filename,
+        "content_type": resume.content_type,
+        "size": len(resume.data),
+    }
     if save is not None or print_path or out.machine:
         out.obj(result, lambda r: r["path"])
         return
@@ -204,7 +239,9 @@ def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
             result.failed.append({"id": ident, "error": str(exc)})
             out.error(str(exc))
             continue
-        (result.changed if change.changed else result.unchanged).append(change.lead or {"id": ident})
+        (result.changed if change.changed else result.unchanged).append(
+            change.lead or {"id": ident}
+        )
         if not out.machine:
             out.stdout.write(change.message + "\n")
     if out.machine:
@@ -220,27 +257,55 @@ def _confirm_batch(out: Output, verb: str, count: int, yes: bool, dry_run: bool)
         raise typer.Abort()
 
 
-IdsArg = Annotated[list[str], typer.Argument(help="Lead ids or references, or - to read them from stdin.")]
+IdsArg = Annotated[
+    list[str], typer.Argument(help="Lead ids or references, or - to read them from stdin.")
+]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="A note recorded with the change.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+]
 
 
-def _transition(ctx: typer.Context, action: Action, ids: list[str], note: str | None, yes: bool, dry_run: bool, json_: bool) -> None:
+def _transition(
+    ctx: typer.Context,
+    action: Action,
+    ids: list[str],
+    note: str | None,
+    yes: bool,
+    dry_run: bool,
+    json_: bool,
+) -> None:
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     idents = _read_ids(ids)
-    _confirm_batch(out, "Reach out to" if action == Action.REACH_OUT else "Reopen", len(idents), yes, dry_run)
+    _confirm_batch(
+        out, "Reach out to" if action == Action.REACH_OUT else "Reopen", len(idents), yes, dry_run
+    )
     backend = env.backend()
     _run_batch(out, idents, lambda i: backend.change_state(i, action, note, dry_run))
 
 
-def reach_out(ctx: typer.Context, ids: IdsArg, note: NoteOpt = None, yes: YesOpt = False, dry_run: DryRunOpt = False, json_: JsonOpt = False) -> None:
+def reach_out(
+    ctx: typer.Context,
+    ids: IdsArg,
+    note: NoteOpt = None,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """Mark leads REACHED_OUT (PENDING → REACHED_OUT)."""
     _transition(ctx, Action.REACH_OUT, ids, note, yes, dry_run, json_)
 
 
-def reopen(ctx: typer.Context, ids: IdsArg, note: NoteOpt = None, yes: YesOpt = False, dry_run: DryRunOpt = False, json_: JsonOpt = False) -> None:
+def reopen(
+    ctx: typer.Context,
+    ids: IdsArg,
+    note: NoteOpt = None,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
     """Put leads back to PENDING (REACHED_OUT → PENDING), e.g. after a mistake."""
     _transition(ctx, Action.REOPEN, ids, note, yes, dry_run, json_)
 
@@ -275,8 +340,12 @@ def assign(
 
 def export(
     ctx: typer.Context,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = ExportFormat.csv,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="Output format.")
+    ] = ExportFormat.csv,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
     state: StateOpt = StateFilter.all,
     attorney: AttorneyOpt = None,
     mine: MineOpt = False,
@@ -310,7 +379,9 @@ def export(
         talk.say(f"Exported {written:,} leads to {output}")
 
 
-def _advancing(items: Iterator[dict[str, Any]], progress: Any, task: Any) -> Iterator[dict[str, Any]]:
+def _advancing(
+    items: Iterator[dict[str, Any]], progress: Any, task: Any
+) -> Iterator[dict[str, Any]]:
     for item in items:
         yield item
         progress.advance(task)
@@ -347,14 +418,16 @@ def _render_stats(s: dict[str, Any]) -> str:
         f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
         *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
         f"Overdue (>24h):   {s['overdue_24h']:,}",
-        f"First contact:    median {_duration(fc['median_seconds'])}, p90 {_duration(fc['p90_seconds'])} "
+        f"First contact:    median {_duration(fc['median_seconds'])}, "
+        f"p90 {_duration(fc['p90_seconds'])} "
         f"({fc['reached_out']:,} reached out)",
         "",
         "Per attorney:",
     ]
     for a in s["per_attorney"]:
         lines.append(
-            f"  {a['attorney'] or '(unassigned)':<32} {a['leads']:>6,} leads  {a['pending']:>6,} pending  "
+            f"  {a['attorney'] or '(unassigned)':<32} {a['leads']:>6,} leads  "
+            f"{a['pending']:>6,} pending  "
             f"median {_duration(a['median_seconds'])}  p90 {_duration(a['p90_seconds'])}"
         )
     return "\n".join(lines)

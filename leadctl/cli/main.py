@@ -28,11 +28,17 @@ def main(
     ctx: typer.Context,
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL for local mode [env: LEADS_DATABASE_URL].", show_default=False),
+        typer.Option(
+            "--db",
+            help="Database URL for local mode [env: LEADS_DATABASE_URL].",
+            show_default=False,
+        ),
     ] = None,
     actor: Annotated[
         str | None,
-        typer.Option("--as", help="Who local changes are recorded as [env: LEADCTL_ACTOR; default: OS user]."),
+        typer.Option(
+            "--as", help="Who local changes are recorded as [env: LEADCTL_ACTOR; default: OS user]."
+        ),
     ] = None,
 ) -> None:
     """Global options come before the command: leadctl --db sqlite:///other.db list."""

@@ -92,7 +92,9 @@ class Output:
 
     # -- data (stdout) ------------------------------------------------------------------------
 
-    def rows(self, items: Iterable[dict[str, Any]], columns: list[Column], title: str | None = None) -> int:
+    def rows(
+        self, items: Iterable[dict[str, Any]], columns: list[Column], title: str | None = None
+    ) -> int:
         """Print a list in the chosen format; returns how many rows were written."""
         if self.fmt == "json":
             return self._json_array(items)
@@ -144,7 +146,9 @@ class Output:
         self._console().print(table)
         return len(items)
 
-    def obj(self, data: dict[str, Any], human: Callable[[dict[str, Any]], str] | None = None) -> None:
+    def obj(
+        self, data: dict[str, Any], human: Callable[[dict[str, Any]], str] | None = None
+    ) -> None:
         """One object: JSON in machine formats; otherwise the human rendering (or key: value)."""
         if self.machine:
             self.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -1,0 +1,306 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), settings, a real SMTP sink, a live server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from leadctl import db
+from leadctl.models import database
+from leadctl.settings import Settings
+
+PG_URL = os.environ.get("LEADS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_pg_status: dict[str, str | None] = {}
+
+
+def postgres_unavailable() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per test process)."""
+    if "reason" not in _pg_status:
+        try:
+            import psycopg
+
+            psycopg.connect(PG_URL, connect_timeout=3).close()
+            _pg_status["reason"] = None
+        except Exception as exc:
+            _pg_status["reason"] = f"no PostgreSQL at {PG_URL}: {type(exc).__name__}"
+    return _pg_status["reason"]
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh, private schema; yields a database URL whose search_path points at it."""
+    reason = postgres_unavailable()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"{reason} — CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND query LIKE %s",
+                (f"%{schema}%",),
+            )
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/leads.db"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+def make_settings(tmp_path: Path, url: str | None = None, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "database_url": url or f"sqlite:///{tmp_path}/leads.db",
+        "mail_dir": str(tmp_path / "mail"),
+        "mail_retry_seconds": 0.05,
+        "rate_limit": "off",
+    }
+    base.update(overrides)
+    return Settings.from_env({}, **base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def core(db_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """The core bound to a fresh database (SQLite and PostgreSQL)."""
+    s = make_settings(tmp_path, db_url)
+    db.bind(s.database_url)
+    db.ensure_schema()
+    yield s
+    database.obj.close()
+
+
+@pytest.fixture
+def sqlite_core(settings: Settings) -> Iterator[Settings]:
+    db.bind(settings.database_url)
+    db.ensure_schema()
+    yield settings
+    database.obj.close()
+
+
+# -- a real SMTP server ---------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1; collects what it receives; can refuse chosen recipients."""
+
+    port: int
+    refuse: set[str] = field(default_factory=set)
+    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+                if address in sink.refuse:
+                    return "550 5.1.1 no such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+                msg = message_from_bytes(
+                    envelope.original_content or envelope.content, policy=policy.default
+                )
+                with sink._cond:
+                    sink.received.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
+                    sink._cond.notify_all()
+                return "250 Message accepted"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[list[str], EmailMessage]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return list(self.received)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink(free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def smtp_settings(base: Settings, sink_port: int, **overrides: Any) -> Settings:
+    return base.replace(
+        mail_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=sink_port,
+        smtp_starttls=False,
+        smtp_ssl=False,
+        smtp_user="",
+        smtp_timeout=5.0,
+        **overrides,
+    )
+
+
+# -- a real server under uvicorn -----------------------------------------------------------------
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+    cwd: Path
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, workers: int = 1, timeout: float = 20.0) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "leadctl"),
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(workers),
+                ],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def wait_log(self, text: str, timeout: float = 5.0) -> str:
+        """The server's log once it contains `text` (lines are written after the response)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log.read_text(errors="replace")
+            if text in log or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def server_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))}
+    for f in settings.__dataclass_fields__.values():
+        value = getattr(settings, f.name)
+        env[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Any]:
+    """Factory: start a real `leadctl serve` for these settings; stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(s: Settings, workers: int = 1, **extra_env: str) -> LiveServer:
+        port = free_port()
+        server = LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            env=server_env(s, **extra_env),
+            cwd=tmp_path,
+            port=port,
+            log=tmp_path / f"server-{port}.log",
+        )
+        server.start(workers)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def submit(
+    client: Any,
+    *,
+    first: str = "Jane",
+    last: str = "Doe",
+    email: str = "jane@example.com",
+    resume: bytes | None = None,
+    filename: str = "cv.pdf",
+    content_type: str = "application/pdf",
+    **kw: Any,
+) -> Any:
+    from tests import samples
+
+    files = {"resume": (filename, samples.pdf() if resume is None else resume, content_type)}
+    data = {"first_name": first, "last_name": last, "email": email}
+    return client.post("/api/v1/leads", data=data, files=files, **kw)

@@ -1,0 +1,174 @@
+"""Storage on SQLite and PostgreSQL: one transaction per lead, assignment, schema versions."""
+
+from __future__ import annotations
+
+import pytest
+from peewee import IntegrityError
+
+from leadctl import attorneys, db, leads
+from leadctl.errors import InvalidTransition, NotFound
+from leadctl.models import Event, Lead, OutboxMessage, Resume, SchemaVersion
+from leadctl.resumes import check_resume
+from leadctl.settings import Settings
+from leadctl.states import Action, State
+from leadctl.validation import check_prospect
+from tests import samples
+
+pytestmark = pytest.mark.postgres
+
+
+def _submit(
+    settings: Settings, email: str = "jane@example.com", first: str = "Jane"
+) -> leads.Submitted:
+    prospect = check_prospect(first, "Doe", email)
+    resume = check_resume("cv.pdf", samples.pdf(), settings.max_resume_bytes)
+    return leads.submit(prospect, resume, settings)
+
+
+def test_a_lead_is_stored_with_resume_events_and_two_messages(core: Settings) -> None:
+    attorney, _ = attorneys.add("Ann Lee", "ann@firm.example")
+    submitted = _submit(core)
+    lead = Lead.get_by_id(submitted.lead.id)
+    assert lead.state == State.PENDING
+    assert lead.attorney_id == attorney.id
+    assert lead.created_at.tzinfo is not None
+    resume = Resume.get(Resume.lead == lead.id)
+    assert bytes(resume.data) == samples.pdf()
+    assert [e.kind for e in Event.select().where(Event.lead == lead.id).order_by(Event.id)] == [
+        "submitted",
+        "assigned",
+    ]
+    messages = list(
+        OutboxMessage.select().where(OutboxMessage.lead == lead.id).order_by(OutboxMessage.id)
+    )
+    assert [(m.purpose, m.recipient, m.status) for m in messages] == [
+        ("confirmation", "jane@example.com", "pending"),
+        ("notification", "ann@firm.example", "pending"),
+    ]
+    assert lead.reference in messages[0].body_text
+
+
+def test_lead_and_resume_are_all_or_nothing(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_create(**_: object) -> None:
+        raise IntegrityError("simulated failure writing the resume")
+
+    monkeypatch.setattr(Resume, "create", failing_create)
+    with pytest.raises(IntegrityError):
+        _submit(core)
+    assert Lead.select().count() == 0
+    assert Event.select().count() == 0
+    assert OutboxMessage.select().count() == 0
+
+
+def test_references_are_distinct_and_not_sequential(core: Settings) -> None:
+    refs = [_submit(core, f"p{i}@example.com").lead.reference for i in range(20)]
+    assert len(set(refs)) == 20
+    assert all(len(r) == 9 and r[4] == "-" for r in refs)
+    assert refs != sorted(refs)
+
+
+def test_round_robin_then_returning_prospect_keeps_their_attorney(core: Settings) -> None:
+    attorneys.add("Ann Lee", "ann@firm.example")
+    attorneys.add("Bob Roe", "bob@firm.example")
+    first = _submit(core, "a@example.com").attorney
+    second = _submit(core, "b@example.com").attorney
+    third = _submit(core, "c@example.com").attorney
+    assert first is not None and second is not None and third is not None
+    assert {first.email, second.email} == {"ann@firm.example", "bob@firm.example"}
+    assert third.email == first.email
+    again = _submit(core, "b@example.com").attorney
+    assert again is not None and again.email == second.email
+    event = Event.select().where(Event.kind == "assigned").order_by(Event.id.desc()).get()
+    assert event.details["reason"] == "returning prospect"
+
+
+def test_returning_prospect_of_a_deactivated_attorney_goes_round_robin(core: Settings) -> None:
+    attorneys.add("Ann Lee", "ann@firm.example")
+    first = _submit(core, "a@example.com").attorney
+    assert first is not None
+    attorneys.add("Bob Roe", "bob@firm.example")
+    attorneys.deactivate("ann@firm.example")
+    again = _submit(core, "a@example.com").attorney
+    assert again is not None and again.email == "bob@firm.example"
+
+
+def test_no_active_attorney_notifies_the_intake_inbox(core: Settings) -> None:
+    submitted = _submit(core)
+    assert submitted.attorney is None
+    notification = OutboxMessage.get(OutboxMessage.purpose == "notification")
+    assert notification.recipient == core.intake_email
+    assert "No active attorney" in notification.body_text
+
+
+def test_state_changes_go_through_the_table_and_are_recorded(core: Settings) -> None:
+    lead = _submit(core).lead
+    done = leads.change_state(lead.id, Action.REACH_OUT, "ann@firm.example", "called her")
+    assert done.changed and done.lead["state"] == "REACHED_OUT"
+    first_at = done.lead["reached_out_at"]
+    again = leads.change_state(lead.reference, Action.REACH_OUT, "bob@firm.example")
+    assert not again.changed
+    assert again.lead["reached_out_at"] == first_at
+    assert again.lead["reached_out_by"] == "ann@firm.example"
+    event = Event.get(Event.kind == "state_changed")
+    assert (event.actor, event.details) == (
+        "ann@firm.example",
+        {"from": "PENDING", "to": "REACHED_OUT", "note": "called her"},
+    )
+    reopened = leads.change_state(lead.id, Action.REOPEN, "ann@firm.example")
+    assert reopened.lead["state"] == "PENDING" and reopened.lead["reached_out_at"] is None
+
+
+def test_invalid_transition_is_refused(core: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leadctl import states
+
+    lead = _submit(core).lead
+    monkeypatch.setitem(states.TRANSITIONS, Action.REACH_OUT, (frozenset(), State.REACHED_OUT))
+    with pytest.raises(InvalidTransition):
+        leads.change_state(lead.id, Action.REACH_OUT, "ann@firm.example")
+    assert Lead.get_by_id(lead.id).state == "PENDING"
+
+
+def test_find_by_id_or_reference(core: Settings) -> None:
+    lead = _submit(core).lead
+    assert leads.find(str(lead.id)).id == lead.id
+    assert leads.find(lead.reference.lower().replace("-", "")).id == lead.id
+    with pytest.raises(NotFound):
+        leads.find("999999")
+    with pytest.raises(NotFound):
+        leads.find("nonsense")
+
+
+def test_search_ignores_case_and_accents_and_treats_wildcards_literally(core: Settings) -> None:
+    _submit(core, "zoe@example.com", first="Zoë")
+    _submit(core, "other@example.com", first="Paul")
+    found = [
+        leads.lead_dict(x)["first_name"] for x in leads.iter_leads(leads.LeadQuery(search="ZOE"))
+    ]
+    assert found == ["Zoë"]
+    assert list(leads.iter_leads(leads.LeadQuery(search="%"))) == []
+    assert list(leads.iter_leads(leads.LeadQuery(search="_"))) == []
+
+
+def test_list_is_newest_first_and_paginates_by_cursor(core: Settings) -> None:
+    ids = [_submit(core, f"p{i}@example.com").lead.id for i in range(5)]
+    page = [x.id for x in leads.iter_leads(leads.LeadQuery(limit=2))]
+    assert page == ids[::-1][:2]
+    nxt = [x.id for x in leads.iter_leads(leads.LeadQuery(limit=2, before_id=page[-1]))]
+    assert nxt == ids[::-1][2:4]
+
+
+def test_schema_is_versioned_and_an_outdated_one_is_refused(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert db.current_version() == db.SCHEMA_VERSION
+    added: list[str] = []
+    monkeypatch.setitem(db.MIGRATIONS, db.SCHEMA_VERSION + 1, lambda _db: added.append("ran"))
+    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 1)
+    with pytest.raises(db.SchemaOutdated, match="leadctl db upgrade"):
+        db.ensure_schema()
+    assert db.upgrade() == (db.SCHEMA_VERSION - 1, db.SCHEMA_VERSION)
+    assert added == ["ran"]
+    db.ensure_schema()
+    assert SchemaVersion.select().count() == 2

@@ -1,0 +1,67 @@
+"""What a prospect types: names and emails are checked and normalized, every failure named."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadctl.errors import InvalidInput
+from leadctl.validation import check_name, check_prospect, normalize_email
+
+
+def test_names_are_trimmed_and_kept_in_unicode() -> None:
+    assert check_name("  Zoë Ñúñez ", "first name") == "Zoë Ñúñez"
+    assert check_name("李雷", "first name") == "李雷"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", "is required"),
+        ("   ", "is required"),
+        ("Jane\r\nBcc: victim@example.com", "control characters"),
+        ("Jane\x00", "control characters"),
+        ("Jane\u2028Doe", "control characters"),
+        ("x" * 101, "at most 100"),
+        ("x" * 10_000, "at most 100"),
+    ],
+)
+def test_bad_names_are_refused_with_the_reason(value: str, expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        check_name(value, "first name")
+
+
+def test_a_name_of_exactly_100_characters_is_accepted() -> None:
+    assert len(check_name("x" * 100, "last name")) == 100
+
+
+def test_email_is_normalized_without_network() -> None:
+    assert normalize_email(" Jane.Doe@EXAMPLE.com ") == "Jane.Doe@example.com"
+    assert normalize_email("zoë@exämple.com") == "zoë@exämple.com"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "jane",
+        "jane@",
+        "@example.com",
+        "Jane <jane@example.com>",
+        "a@b@c.com",
+        "x" * 400 + "@e.com",
+    ],
+)
+def test_bad_emails_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="email"):
+        normalize_email(value)
+
+
+def test_every_failing_field_is_named_at_once() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_prospect("", "Do\ne", "not-an-email")
+    assert [field for field, _ in caught.value.errors] == ["first_name", "last_name", "email"]
+
+
+def test_a_valid_prospect() -> None:
+    p = check_prospect(" Jane ", "Doe", "JANE@Example.com")
+    assert (p.first_name, p.last_name, p.email) == ("Jane", "Doe", "JANE@example.com")
