@@ -139,13 +139,13 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]  # noqa: N802
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
                 if address in sink.refuse:
                     return "550 5.1.1 no such user here"
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
                 msg = message_from_bytes(
                     envelope.original_content or envelope.content, policy=policy.default
                 )
