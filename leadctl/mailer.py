@@ -87,7 +87,8 @@ class SmtpSender:
         s = self.settings
         port = s.smtp_port or (465 if s.smtp_ssl else 587 if s.smtp_starttls else 25)
         client = yagmail.SMTP(
-            user=s.smtp_user or None,
+            # A {login: alias} dict: a plain login without "@" would get "@gmail.com" appended.
+            user={s.smtp_user: s.smtp_user} if s.smtp_user else None,
             password=self.password if s.smtp_user else None,
             host=s.smtp_host,
             port=port,

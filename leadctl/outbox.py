@@ -19,7 +19,6 @@ log = logging.getLogger("leadctl.outbox")
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 STATUSES = (PENDING, SENDING, SENT, DEAD)
-LEASE = timedelta(minutes=2)
 BACKOFF_CAP = timedelta(hours=1)
 
 
@@ -53,13 +52,18 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def claim(limit: int, now: datetime | None = None) -> list[OutboxMessage]:
+def lease_for(settings: Settings) -> timedelta:
+    """How long a claim holds: longer than one send can take (two SMTP timeouts and a margin)."""
+    return timedelta(seconds=2 * settings.smtp_timeout + 5)
+
+
+def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[OutboxMessage]:
     """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile.
 
     A message whose sender died mid-send comes due again when its lease runs out (at least once).
     """
     now = now or utcnow()
-    lease_until = now + LEASE
+    lease_until = now + lease
     claimed: list[int] = []
     with write_transaction():
         candidates = (
@@ -149,7 +153,11 @@ class DrainResult:
 def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainResult:
     """Claim and send one batch of due messages."""
     result = DrainResult()
-    for msg in claim(batch):
+    for msg in claim(batch, lease_for(settings)):
+        if utcnow() + timedelta(seconds=settings.smtp_timeout + 1) > msg.lease_until:
+            # Earlier sends in this batch were slow: the lease may lapse mid-send and another
+            # worker could take the message. Leave it; it is claimed afresh once the lease ends.
+            continue
         try:
             sender.send(as_email(msg, settings))
         except (DeliveryError, LeadctlError, ValueError) as exc:

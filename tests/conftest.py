@@ -120,6 +120,36 @@ def sqlite_core(settings: Settings) -> Iterator[Settings]:
     database.obj.close()
 
 
+# -- keyrings ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[Any]:
+    """An in-memory keyring backend for the test's duration."""
+    import keyring
+
+    from tests.keyrings import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """No working keyring backend, as on headless Linux."""
+    import keyring
+
+    from tests.keyrings import NoKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoKeyring())
+    yield
+    keyring.set_keyring(previous)
+
+
 # -- a real SMTP server ---------------------------------------------------------------------------
 
 
@@ -129,6 +159,7 @@ class SmtpSink:
 
     port: int
     refuse: set[str] = field(default_factory=set)
+    login: tuple[str, str] | None = None  # (user, password) to require AUTH
     received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _controller: Any = None
@@ -154,7 +185,27 @@ class SmtpSink:
                     sink._cond.notify_all()
                 return "250 Message accepted"
 
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        kwargs: dict[str, Any] = {}
+        if self.login is not None:
+            from aiosmtpd.smtp import AuthResult, LoginPassword
+
+            def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+                ok = (
+                    isinstance(auth_data, LoginPassword)
+                    and (
+                        auth_data.login.decode(),
+                        auth_data.password.decode(),
+                    )
+                    == self.login
+                )
+                if ok:
+                    return AuthResult(success=True)
+                return AuthResult(
+                    success=False, handled=False, message="535 5.7.8 Authentication failed"
+                )
+
+            kwargs = {"authenticator": authenticator, "auth_require_tls": False}
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
 
     def stop(self) -> None:

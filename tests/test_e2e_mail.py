@@ -1,0 +1,89 @@
+"""The server's delivery worker against a real SMTP server: outages, crashes, and restarts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import samples
+from tests.conftest import SmtpSink, free_port, make_settings
+
+pytestmark = pytest.mark.e2e
+
+
+def _smtp_server_settings(tmp_path: Path, port: int) -> Any:
+    return make_settings(
+        tmp_path,
+        mail_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        smtp_timeout=2.0,
+        mail_retry_seconds=0.2,
+    )
+
+
+def _post(url: str, i: int) -> httpx.Response:
+    return httpx.post(
+        f"{url}/api/v1/leads",
+        data={"first_name": "Zoë", "last_name": f"Ñúñez{i}", "email": f"p{i}@example.com"},
+        files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")},
+        timeout=10,
+    )
+
+
+def test_new_mail_leaves_within_two_seconds(
+    tmp_path: Path, make_server: Any, smtp_sink: SmtpSink
+) -> None:
+    server = make_server(_smtp_server_settings(tmp_path, smtp_sink.port))
+    started = time.monotonic()
+    reference = _post(server.url, 1).json()["reference"]
+    received = smtp_sink.wait_for(2, timeout=5)
+    assert time.monotonic() - started < 2.0
+    assert len(received) == 2
+    assert all(reference in m["Subject"] for _, m in received)
+
+
+def test_smtp_down_at_submission_then_up(tmp_path: Path, make_server: Any) -> None:
+    port = free_port()
+    server = make_server(_smtp_server_settings(tmp_path, port))
+    started = time.monotonic()
+    response = _post(server.url, 1)
+    assert response.status_code == 201
+    assert time.monotonic() - started < 1.0  # SMTP being down never slows intake
+    time.sleep(1.0)  # a few failed attempts happen meanwhile
+    sink = SmtpSink(port)
+    sink.start()
+    try:
+        received = sink.wait_for(2, timeout=15)
+        time.sleep(1.0)  # nothing more should arrive: once each
+        assert len(sink.received) == 2
+        assert sorted(r[0] for r, _ in received) == ["intake@localhost", "p1@example.com"]
+    finally:
+        sink.stop()
+
+
+def test_messages_pending_at_a_kill_are_delivered_after_restart(
+    tmp_path: Path, make_server: Any
+) -> None:
+    port = free_port()
+    settings = _smtp_server_settings(tmp_path, port)
+    server = make_server(settings)
+    references = [_post(server.url, i).json()["reference"] for i in range(5)]
+    server.stop(kill=True)  # SIGKILL: no shutdown, messages pending or mid-claim
+    sink = SmtpSink(port)
+    sink.start()
+    try:
+        server.start()
+        received = sink.wait_for(10, timeout=30)
+        time.sleep(0.5)
+        ids = [m["Message-ID"] for _, m in sink.received]
+        assert len(received) == 10 and len(set(ids)) == 10
+        for ref in references:
+            assert sum(ref in m["Subject"] for _, m in sink.received) == 2
+    finally:
+        sink.stop()
