@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from peewee import Database, OperationalError, PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    Database,
+    OperationalError,
+    PostgresqlDatabase,
+    Psycopg3Adapter,
+    SqliteDatabase,
+)
 
 from leadctl.errors import LeadctlError, StorageUnavailable
 from leadctl.models import ALL_MODELS, SchemaVersion, database
@@ -27,6 +34,49 @@ SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 class SchemaOutdated(LeadctlError):
     """The database was made by an older leadctl and needs `leadctl db upgrade`."""
+
+
+class LazyPsycopg3Adapter(Psycopg3Adapter):
+    """peewee's psycopg 3 adapter, importing psycopg when a PostgreSQL database is first made.
+
+    leadctl/__init__.py keeps peewee from importing psycopg at start-up, so every place where
+    peewee's adapter reaches for its module-level `psycopg` is answered here instead.
+    """
+
+    def __init__(self) -> None:
+        import psycopg
+        from psycopg.pq import TransactionStatus
+        from psycopg.types.json import Json, Jsonb
+
+        self._psycopg = psycopg
+        self._in_transaction = TransactionStatus.INTRANS
+        self.txn_idle = TransactionStatus.IDLE
+        self.txn_inerror = TransactionStatus.INERROR
+        self.txn_unknown = TransactionStatus.UNKNOWN
+        super().__init__()
+        self.json_type, self.jsonb_type = Json, Jsonb
+
+    def check_driver(self) -> None:
+        pass
+
+    def get_binary_type(self) -> Any:
+        return self._psycopg.Binary
+
+    def connect(self, db: Any, **params: Any) -> Any:
+        if db._encoding:
+            params.setdefault("client_encoding", db._encoding)
+        params.setdefault("dbname", db.database)
+        return self._psycopg.connect(**params)
+
+    def server_side_cursor(self, conn: Any) -> Any:
+        in_txn = self.txn_status(conn) == self._in_transaction
+        return conn.cursor(name=str(uuid.uuid1()), withhold=not in_txn)
+
+
+class Psycopg3Database(PostgresqlDatabase):
+    """PostgreSQL through psycopg 3, whichever drivers peewee saw at import time."""
+
+    psycopg2_adapter = psycopg3_adapter = LazyPsycopg3Adapter
 
 
 def sqlite_path(url: str) -> str:
@@ -55,7 +105,7 @@ def make_database(url: str) -> Database:
         if parts.port:
             params["port"] = parts.port
         params.setdefault("connect_timeout", 5)
-        return PostgresqlDatabase(unquote(parts.path.lstrip("/")), **params)
+        return Psycopg3Database(unquote(parts.path.lstrip("/")), **params)
     raise LeadctlError(
         f"LEADS_DATABASE_URL must start with sqlite:/// or postgresql://, not {url.split(':')[0]!r}"
     )

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import JOIN, IntegrityError, fn
 
-from leadctl import messages, outbox
 from leadctl.assignment import choose_attorney
 from leadctl.db import is_sqlite, write_transaction
 from leadctl.errors import LeadctlError, NotFound
@@ -108,6 +107,8 @@ def _insert_lead(prospect: Prospect, now: datetime) -> Lead:
 def _enqueue_intake_mail(
     lead: Lead, resume: CheckedResume, attorney: Attorney | None, settings: Settings, now: datetime
 ) -> list[int]:
+    from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
+
     confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
     notify = messages.notification(
         lead_id=lead.id,

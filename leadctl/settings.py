@@ -29,11 +29,6 @@ class Settings:
     max_resume_mb: float = _setting(
         "LEADS_MAX_RESUME_MB", 10.0, "Largest resume accepted, in MiB (1 MiB = 1,048,576 bytes)."
     )
-    rate_limit: str = _setting(
-        "LEADS_RATE_LIMIT",
-        "10/minute",
-        "Submissions allowed per client, e.g. `10/minute`, `100/hour`; `off` disables.",
-    )
     mail_backend: str = _setting(
         "LEADS_MAIL_BACKEND", "file", "How mail leaves: `file` (`.eml` files) or `smtp`."
     )

@@ -91,7 +91,6 @@ def make_settings(tmp_path: Path, url: str | None = None, **overrides: Any) -> S
         "database_url": url or f"sqlite:///{tmp_path}/leads.db",
         "mail_dir": str(tmp_path / "mail"),
         "mail_retry_seconds": 0.05,
-        "rate_limit": "off",
     }
     base.update(overrides)
     return Settings.from_env({}, **base)
@@ -355,3 +354,51 @@ def submit(
     files = {"resume": (filename, samples.pdf() if resume is None else resume, content_type)}
     data = {"first_name": first, "last_name": last, "email": email}
     return client.post("/api/v1/leads", data=data, files=files, **kw)
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "LEADS_DATABASE_URL": f"sqlite:///{tmp_path}/leads.db",
+        "LEADS_MAIL_DIR": str(tmp_path / "mail"),
+        "LEADCTL_ACTOR": "ann@firm.example",
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str]) -> Any:
+    from tests.cli_harness import Cli
+
+    return Cli(monkeypatch, cli_env)
+
+
+@pytest.fixture
+def seeded(cli_env: dict[str, str]) -> Iterator[list[Any]]:
+    """Two attorneys and three leads (Zoë, Paul, Li) in the CLI's database; yields the leads."""
+    from leadctl import attorneys, leads
+    from leadctl.resumes import check_resume
+    from leadctl.validation import check_prospect
+    from tests import samples
+
+    s = Settings.from_env(
+        {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
+    )
+    db.bind(s.database_url)
+    db.ensure_schema()
+    attorneys.add("Ann Lee", "ann@firm.example", "admin")
+    attorneys.add("Bob Roe", "bob@firm.example")
+    made = []
+    for first, last, email in (
+        ("Zoë", "Ñúñez", "zoe@example.com"),
+        ("Paul", "Smith", "paul@example.com"),
+        ("Li", "Lei", "li@example.com"),
+    ):
+        resume = check_resume("cv.pdf", samples.pdf(3000), s.max_resume_bytes)
+        made.append(leads.submit(check_prospect(first, last, email), resume, s).lead)
+    database.obj.close()
+    yield made
+    database.obj.close()

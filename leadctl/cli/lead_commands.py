@@ -258,7 +258,8 @@ def _confirm_batch(out: Output, verb: str, count: int, yes: bool, dry_run: bool)
 
 
 IdsArg = Annotated[
-    list[str], typer.Argument(help="Lead ids or references, or - to read them from stdin.")
+    list[str],
+    typer.Argument(metavar="ID...", help="Lead ids or references, or - to read them from stdin."),
 ]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="A note recorded with the change.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

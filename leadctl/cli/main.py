@@ -55,19 +55,22 @@ def _error(message: str) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry: commands raise, this maps every outcome to an exit code."""
-    import click
     from peewee import DatabaseError
 
     try:
         result = app(args=argv, prog_name="leadctl", standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _error("cancelled")
         code = ExitCode.FAILURE
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # the parser's usage errors (Typer vendors Click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _error(str(exc))
         code = ExitCode.USAGE
     except (UsageError, SettingsError) as exc:
         _error(str(exc))

@@ -1,0 +1,295 @@
+"""leadctl lead commands, piped and on a terminal, JSON parsed rather than string-matched."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import samples
+
+LEAD_FIELDS = {
+    "id",
+    "reference",
+    "first_name",
+    "last_name",
+    "email",
+    "state",
+    "attorney",
+    "created_at",
+    "updated_at",
+    "reached_out_at",
+    "reached_out_by",
+}
+
+
+def test_list_json_has_the_api_field_names_newest_first(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list", "--json")
+    assert result.code == 0, result.stderr
+    items = result.json()
+    assert [i["id"] for i in items] == [lead.id for lead in reversed(seeded)]
+    assert all(set(i) == LEAD_FIELDS for i in items)
+    assert items[-1]["first_name"] == "Zoë" and items[-1]["attorney"] == "ann@firm.example"
+    assert items[0]["created_at"].endswith("Z")
+
+
+def test_an_empty_list_prints_an_empty_json_array(cli: Any) -> None:
+    result = cli("list", "--json")
+    assert (result.code, result.stdout) == (0, "[]\n")
+
+
+def test_piped_list_is_tab_separated_without_colour_or_boxes(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    fields = lines[-1].split("\t")
+    assert fields[:5] == [
+        str(seeded[0].id),
+        seeded[0].reference,
+        "Zoë Ñúñez",
+        "zoe@example.com",
+        "PENDING",
+    ]
+    assert fields[6].endswith("Z")  # a full ISO time, not "5m"
+    assert "\x1b[" not in result.stdout and "│" not in result.stdout and "━" not in result.stdout
+    assert result.stderr == ""
+
+
+def test_terminal_list_is_a_table_with_a_count_on_stderr(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list", "--limit", "2", tty=True)
+    assert result.code == 0
+    assert "REFERENCE" in result.stdout and "Zoë" not in result.stdout and "Li Lei" in result.stdout
+    assert "just now" in result.stdout
+    assert "Showing 2 of 3 leads" in result.stderr
+    assert "\x1b[" in result.stdout  # colour on a terminal
+
+
+def test_no_color_is_honoured_on_a_terminal(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list", tty=True, env={"NO_COLOR": "1"})
+    assert "\x1b[" not in result.stdout
+    assert "Paul Smith" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (("--search", "ZOE"), ["Zoë"]),
+        (("--search", "nunez"), ["Zoë"]),
+        (("--attorney", "bob@firm.example"), ["Paul"]),
+        (("--mine",), ["Li", "Zoë"]),
+        (("--state", "reached-out"), []),
+        (("--state", "pending", "--limit", "1"), ["Li"]),
+        (("--overdue", "24h"), []),
+        (("--since", "1d"), ["Li", "Paul", "Zoë"]),
+        (("--until", "2000-01-01"), []),
+    ],
+)
+def test_list_filters(cli: Any, seeded: list[Any], args: tuple[str, ...], names: list[str]) -> None:
+    result = cli("list", "--json", *args)
+    assert result.code == 0, result.stderr
+    assert [i["first_name"] for i in result.json()] == names
+
+
+def test_bad_filter_values_are_usage_errors(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list", "--since", "last tuesday")
+    assert result.code == 2
+    assert result.stderr.startswith("leadctl: error: 'last tuesday' is neither")
+    assert cli("list", "--state", "done").code == 2
+    assert cli("list", "--json", "--csv").code == 2
+
+
+def test_mine_needs_an_email_identity(cli: Any, seeded: list[Any]) -> None:
+    result = cli("list", "--mine", env={"LEADCTL_ACTOR": "ann"})
+    assert result.code == 2 and "--as EMAIL" in result.stderr
+
+
+def test_show_json_has_resume_and_history(cli: Any, seeded: list[Any]) -> None:
+    result = cli("show", str(seeded[0].id), "--json")
+    data = result.json()
+    assert set(data) == LEAD_FIELDS | {"resume", "events"}
+    assert data["resume"] == {
+        "filename": "cv.pdf",
+        "content_type": "application/pdf",
+        "size": 3000,
+        "sha256": __import__("hashlib").sha256(samples.pdf(3000)).hexdigest(),
+    }
+    assert [e["kind"] for e in data["events"]] == ["submitted", "assigned"]
+    assert set(data["events"][0]) == {"at", "actor", "kind", "details"}
+
+
+def test_show_by_reference_in_plain_text(cli: Any, seeded: list[Any]) -> None:
+    result = cli("show", seeded[1].reference.lower())
+    assert result.code == 0
+    assert f"Lead {seeded[1].id}  {seeded[1].reference}  PENDING" in result.stdout
+    assert "cv.pdf (application/pdf, 3,000 bytes)" in result.stdout
+    assert "History:" in result.stdout
+
+
+def test_unknown_lead_is_one_error_line_and_exit_1(cli: Any, seeded: list[Any]) -> None:
+    result = cli("show", "9999")
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr == "leadctl: error: no lead 9999\n"
+
+
+def test_reach_out_batch_with_unknown_and_already_done(cli: Any, seeded: list[Any]) -> None:
+    first = cli("reach-out", str(seeded[0].id), "--note", "phoned", "--json")
+    assert first.json()["changed"][0]["state"] == "REACHED_OUT"
+    reached_at = first.json()["changed"][0]["reached_out_at"]
+    result = cli("reach-out", str(seeded[0].id), "9999", str(seeded[1].id), "--json")
+    assert result.code == 1
+    body = result.json()
+    assert [c["id"] for c in body["changed"]] == [seeded[1].id]
+    assert [u["id"] for u in body["unchanged"]] == [seeded[0].id]
+    assert body["unchanged"][0]["reached_out_at"] == reached_at
+    assert body["failed"] == [{"id": "9999", "error": "no lead 9999"}]
+    assert "leadctl: error: no lead 9999" in result.stderr
+    history = cli("show", str(seeded[0].id), "--json").json()["events"]
+    change = [e for e in history if e["kind"] == "state_changed"]
+    assert len(change) == 1 and change[0]["actor"] == "ann@firm.example"
+    assert change[0]["details"]["note"] == "phoned"
+
+
+def test_reach_out_reads_ids_and_ndjson_from_stdin(cli: Any, seeded: list[Any]) -> None:
+    ndjson = cli("list", "--ndjson", "--search", "paul").stdout
+    result = cli("reach-out", "-", input=f"{seeded[0].id}\n\n{ndjson}{seeded[2].reference}\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout.count("is now REACHED_OUT") == 3
+    assert cli("list", "--json", "--state", "pending").json() == []
+
+
+def test_dry_run_changes_nothing(cli: Any, seeded: list[Any]) -> None:
+    result = cli("reach-out", str(seeded[0].id), str(seeded[1].id), "--dry-run")
+    assert result.stdout.count("would become REACHED_OUT") == 2
+    assert len(cli("list", "--json", "--state", "pending").json()) == 3
+
+
+def test_a_batch_on_a_terminal_asks_first(cli: Any, seeded: list[Any]) -> None:
+    declined = cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="n\n")
+    assert declined.code == 1 and "Reach out to 2 leads?" in declined.stderr
+    assert len(cli("list", "--json", "--state", "pending").json()) == 3
+    accepted = cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="y\n")
+    assert accepted.code == 0
+    assert cli("reach-out", str(seeded[2].id), tty=True).code == 0  # one lead: no question
+    assert cli("reopen", str(seeded[0].id), str(seeded[1].id), "--yes", tty=True).code == 0
+    assert len(cli("list", "--json", "--state", "pending").json()) == 2
+
+
+def test_reopen_note_and_assign_are_recorded_with_the_actor(cli: Any, seeded: list[Any]) -> None:
+    lead = str(seeded[0].id)
+    cli("reach-out", lead)
+    assert cli("--as", "bob@firm.example", "reopen", lead, "--note", "wrong person").code == 0
+    assert cli("--as", "bob@firm.example", "note", lead, "left a voicemail").code == 0
+    assign = cli("assign", lead, "bob@firm.example", "--json")
+    assert assign.json()["changed"][0]["attorney"] == "bob@firm.example"
+    again = cli("assign", lead, "bob@firm.example", "--json")
+    assert again.json()["unchanged"][0]["id"] == seeded[0].id
+    assert cli("assign", lead, "nobody@firm.example").code == 1
+    events = cli("show", lead, "--json").json()["events"]
+    assert [(e["kind"], e["actor"]) for e in events[-4:]] == [
+        ("state_changed", "ann@firm.example"),
+        ("state_changed", "bob@firm.example"),
+        ("note", "bob@firm.example"),
+        ("assigned", "ann@firm.example"),
+    ]
+    assert events[-2]["details"] == {"text": "left a voicemail"}
+
+
+def test_global_as_option_must_come_first(cli: Any, seeded: list[Any]) -> None:
+    result = cli("reopen", str(seeded[0].id), "--as", "x")
+    assert result.code == 2
+
+
+def test_open_save_and_print_path(cli: Any, seeded: list[Any], tmp_path: Path) -> None:
+    target = tmp_path / "out.pdf"
+    saved = cli("open", str(seeded[0].id), "--save", str(target))
+    assert saved.code == 0 and saved.stdout.strip() == str(target)
+    assert target.read_bytes() == samples.pdf(3000)
+    assert cli("open", str(seeded[0].id), "--save", str(target)).code == 1  # no silent overwrite
+    printed = cli("open", str(seeded[0].id), "--print-path")
+    path = Path(printed.stdout.strip())
+    assert path.read_bytes() == samples.pdf(3000)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_open_without_a_viewer_says_so_and_prints_the_path(
+    cli: Any, seeded: list[Any], tmp_path: Path
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = cli("open", str(seeded[0].id), env={"PATH": str(empty), "DISPLAY": ""})
+    assert result.code == 0
+    assert "no viewer could be launched" in result.stderr
+    assert Path(result.stdout.strip()).read_bytes() == samples.pdf(3000)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])
+def test_export_formats(cli: Any, seeded: list[Any], tmp_path: Path, fmt: str) -> None:
+    import csv
+    import json
+
+    target = tmp_path / f"leads.{fmt}"
+    result = cli("export", "--format", fmt, "--output", str(target))
+    assert result.code == 0 and "Exported 3 leads" in result.stderr
+    text = target.read_text()
+    if fmt == "csv":
+        rows = list(csv.DictReader(text.splitlines()))
+    elif fmt == "json":
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines()]
+    assert len(rows) == 3 and set(rows[0]) == LEAD_FIELDS
+    assert {r["first_name"] for r in rows} == {"Zoë", "Paul", "Li"}
+
+
+def test_export_to_stdout_with_filters(cli: Any, seeded: list[Any]) -> None:
+    result = cli("export", "--format", "json", "--attorney", "ann@firm.example")
+    assert [r["first_name"] for r in result.json()] == ["Li", "Zoë"]
+
+
+def test_stats(cli: Any, seeded: list[Any]) -> None:
+    cli("reach-out", str(seeded[0].id))
+    data = cli("stats", "--json").json()
+    assert data["total"] == 3
+    assert data["by_state"] == {"PENDING": 2, "REACHED_OUT": 1}
+    assert data["overdue_24h"] == 0
+    assert data["first_contact"]["reached_out"] == 1
+    assert data["first_contact"]["median_seconds"] >= 0
+    per = {a["attorney"]: a for a in data["per_attorney"]}
+    assert per["ann@firm.example"]["leads"] == 2 and per["ann@firm.example"]["reached_out"] == 1
+    text = cli("stats").stdout
+    assert "REACHED_OUT" in text and "ann@firm.example" in text
+
+
+def test_piped_output_never_breaks_a_row_with_a_tab(cli: Any, seeded: list[Any]) -> None:
+    cli("note", str(seeded[0].id), "a\tb")
+    lines = cli("list").stdout.splitlines()
+    assert all(len(line.split("\t")) == 7 for line in lines)
+
+
+def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:
+    result = cli("list", env={"LEADS_DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/x.db"})
+    assert result.code == 1
+    assert result.stderr.startswith("leadctl: error: the database cannot be used")
+    assert "Traceback" not in result.stderr
+    bad = cli("list", env={"LEADS_DATABASE_URL": "mysql://x"})
+    assert bad.code == 1 and "sqlite:///" in bad.stderr
+
+
+def test_environment_errors_are_usage_errors(cli: Any) -> None:
+    result = cli("list", env={"LEADS_MAX_RESUME_MB": "lots"})
+    assert result.code == 2 and "LEADS_MAX_RESUME_MB must be a number" in result.stderr
+
+
+def test_file_permissions_of_private_copies_do_not_depend_on_umask(
+    cli: Any, seeded: list[Any]
+) -> None:
+    old = os.umask(0)
+    try:
+        path = Path(cli("open", str(seeded[0].id), "--print-path").stdout.strip())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -1,0 +1,67 @@
+"""Docs that the tests keep honest: every command has help and is in the README, every setting too."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+
+from leadctl.cli.main import app
+from leadctl.settings import setting_docs
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _commands() -> list[tuple[str, object]]:
+    root = typer.main.get_command(app)
+    found: list[tuple[str, object]] = []
+
+    def walk(prefix: str, command: object) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(f"{prefix} {name}".strip(), sub)
+        else:
+            found.append((prefix, command))
+
+    walk("", root)
+    return found
+
+
+def test_there_are_commands_to_check() -> None:
+    names = [name for name, _ in _commands()]
+    assert {"list", "show", "reach-out", "attorney add", "outbox retry", "db backup"} <= set(names)
+
+
+def test_every_command_has_help_text() -> None:
+    missing = [name for name, cmd in _commands() if not (getattr(cmd, "help", None) or "").strip()]
+    assert missing == []
+
+
+def test_every_command_is_in_the_readme() -> None:
+    missing = [name for name, _ in _commands() if f"`leadctl {name}" not in README]
+    assert missing == []
+
+
+def test_every_parameter_has_help_text() -> None:
+    missing = []
+    for name, cmd in _commands():
+        for param in getattr(cmd, "params", []):
+            if param.param_type_name == "option" and not getattr(param, "help", None):
+                missing.append(f"{name} {param.opts[0]}")
+    assert missing == []
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    for env, default, _doc in setting_docs():
+        row = re.search(rf"^\| `{env}` \| ([^|]+) \|", README, re.MULTILINE)
+        assert row is not None, f"{env} is not in the README's table"
+        shown = row.group(1).strip()
+        assert shown == (f"`{default}`" if default else "(empty)"), env
+
+
+def test_the_readme_documents_no_setting_that_does_not_exist() -> None:
+    known = {env for env, _, _ in setting_docs()}
+    documented = set(re.findall(r"^\| `(LEADS_[A-Z_]+)` \|", README, re.MULTILINE))
+    assert documented == known
