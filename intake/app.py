@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from intake import errors, public
+from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
 from leadctl import db
 from leadctl.errors import LeadctlError
@@ -82,7 +84,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                 worker.stop()
 
     return Litestar(
-        route_handlers=[public.show_form, public.submit_form, public.create_lead, public.health],
+        route_handlers=[
+            public.show_form,
+            public.submit_form,
+            public.health,
+            # One router for /api/v1: the public POST and the staff GET share /api/v1/leads.
+            Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
+        ],
         lifespan=[lifespan],
         middleware=[access_logging],
         exception_handlers={
@@ -95,6 +103,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             title="leadctl intake",
             version="1",
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="an API token (lct_…)"
+                    )
+                }
+            ),
         ),
         debug=False,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from leadctl import errors as core
 
@@ -52,7 +52,8 @@ def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
-    status = exc.status_code
+    # Litestar's own parameter and body validation: same shape and status as intake's.
+    status = 422 if isinstance(exc, ValidationException) else exc.status_code
     if status >= 500:
         log.error("internal error: %s", exc.detail)
         return error_response(500, [(None, "internal error; the request was not processed")])

@@ -26,7 +26,7 @@ class LeadAccepted:
 
 
 @post(
-    "/api/v1/leads",
+    "/leads",
     status_code=201,
     summary="Submit a lead",
     description=(

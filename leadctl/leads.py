@@ -13,7 +13,7 @@ from peewee import JOIN, IntegrityError, fn
 
 from leadctl.assignment import choose_attorney
 from leadctl.db import is_sqlite, write_transaction
-from leadctl.errors import LeadctlError, NotFound
+from leadctl.errors import InvalidInput, LeadctlError, NotFound
 from leadctl.models import Attorney, Event, Lead, Resume
 from leadctl.settings import Settings
 from leadctl.states import Action, State, target_state
@@ -287,7 +287,7 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
 def add_note(ident: str | int, text: str, actor: str) -> Outcome:
     text = text.strip()
     if not text:
-        raise LeadctlError("the note is empty; say what happened")
+        raise InvalidInput([("text", "the note is empty; say what happened")])
     with write_transaction():
         lead = find(ident)
         now = utcnow()

@@ -35,3 +35,13 @@ def target_state(action: Action, current: State) -> State | None:
     if current not in sources:
         raise InvalidTransition(f"cannot {action} a lead that is {current}")
     return target
+
+
+def parse_state(text: str) -> State:
+    """`PENDING`, `pending`, `REACHED_OUT`, `reached-out` … → State; ValueError otherwise."""
+    key = text.strip().upper().replace("-", "_")
+    try:
+        return State(key)
+    except ValueError:
+        choices = ", ".join(s.value for s in State)
+        raise ValueError(f"state must be one of {choices}, not {text!r}") from None

@@ -366,6 +366,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         "LEADS_MAIL_DIR": str(tmp_path / "mail"),
         "LEADCTL_ACTOR": "ann@firm.example",
         "COLUMNS": "200",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
 
 
@@ -376,8 +377,16 @@ def cli(monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str]) -> Any:
     return Cli(monkeypatch, cli_env)
 
 
+class Seeded(list):  # type: ignore[type-arg]
+    """The seeded leads, with each attorney's API token in `.tokens`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: dict[str, str] = {}
+
+
 @pytest.fixture
-def seeded(cli_env: dict[str, str]) -> Iterator[list[Any]]:
+def seeded(cli_env: dict[str, str]) -> Iterator[Seeded]:
     """Two attorneys and three leads (Zoë, Paul, Li) in the CLI's database; yields the leads."""
     from leadctl import attorneys, leads
     from leadctl.resumes import check_resume
@@ -389,9 +398,12 @@ def seeded(cli_env: dict[str, str]) -> Iterator[list[Any]]:
     )
     db.bind(s.database_url)
     db.ensure_schema()
-    attorneys.add("Ann Lee", "ann@firm.example", "admin")
-    attorneys.add("Bob Roe", "bob@firm.example")
-    made = []
+    made = Seeded()
+    for name, email, role in (
+        ("Ann Lee", "ann@firm.example", "admin"),
+        ("Bob Roe", "bob@firm.example", "attorney"),
+    ):
+        made.tokens[email] = attorneys.add(name, email, role)[1].secret
     for first, last, email in (
         ("Zoë", "Ñúñez", "zoe@example.com"),
         ("Paul", "Smith", "paul@example.com"),
@@ -402,3 +414,73 @@ def seeded(cli_env: dict[str, str]) -> Iterator[list[Any]]:
     database.obj.close()
     yield made
     database.obj.close()
+
+
+@dataclass
+class ThreadServer:
+    """uvicorn serving create_app(settings) from a thread of the test process, on a free port."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+
+
+@contextlib.contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[ThreadServer]:
+    import uvicorn
+
+    from intake import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the in-thread server did not start")
+        time.sleep(0.01)
+    try:
+        yield ThreadServer(f"http://127.0.0.1:{port}", server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(params=["local", "remote"])
+def lead_cli(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str]
+) -> Iterator[Any]:
+    """The CLI in local mode, or in remote mode against a real server on the same database.
+
+    `lead_cli.acting_as(email)` gives the environment that makes a command act as that
+    attorney: LEADCTL_ACTOR locally, their own token remotely.
+    """
+    from tests.cli_harness import Cli
+
+    if request.param == "local":
+        cli = Cli(monkeypatch, cli_env)
+        cli.acting_as = lambda email: {"LEADCTL_ACTOR": email}  # type: ignore[attr-defined]
+        yield cli
+        return
+    seeded: Seeded = request.getfixturevalue("seeded")
+    settings = Settings.from_env(
+        {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
+    )
+    with serve_in_thread(settings) as server:
+        env = {
+            **cli_env,
+            "LEADCTL_SERVER": server.url,
+            "LEADCTL_TOKEN": seeded.tokens["ann@firm.example"],
+        }
+        cli = Cli(monkeypatch, env)
+        cli.acting_as = lambda email: {"LEADCTL_TOKEN": seeded.tokens[email]}  # type: ignore[attr-defined]
+        yield cli

@@ -1,4 +1,9 @@
-"""leadctl lead commands, piped and on a terminal, JSON parsed rather than string-matched."""
+"""leadctl lead commands, locally and remotely, piped and on a terminal, JSON parsed.
+
+Every test here runs twice from one parametrised fixture: local mode on the test's SQLite
+database, and remote mode against a real uvicorn server on a free loopback port serving that
+same database. The output must be identical.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +31,8 @@ LEAD_FIELDS = {
 }
 
 
-def test_list_json_has_the_api_field_names_newest_first(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list", "--json")
+def test_list_json_has_the_api_field_names_newest_first(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("list", "--json")
     assert result.code == 0, result.stderr
     items = result.json()
     assert [i["id"] for i in items] == [lead.id for lead in reversed(seeded)]
@@ -36,13 +41,15 @@ def test_list_json_has_the_api_field_names_newest_first(cli: Any, seeded: list[A
     assert items[0]["created_at"].endswith("Z")
 
 
-def test_an_empty_list_prints_an_empty_json_array(cli: Any) -> None:
-    result = cli("list", "--json")
+def test_an_empty_list_prints_an_empty_json_array(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("list", "--json", "--search", "nobody-matches-this")
     assert (result.code, result.stdout) == (0, "[]\n")
 
 
-def test_piped_list_is_tab_separated_without_colour_or_boxes(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list")
+def test_piped_list_is_tab_separated_without_colour_or_boxes(
+    lead_cli: Any, seeded: list[Any]
+) -> None:
+    result = lead_cli("list")
     lines = result.stdout.splitlines()
     assert len(lines) == 3
     fields = lines[-1].split("\t")
@@ -58,8 +65,8 @@ def test_piped_list_is_tab_separated_without_colour_or_boxes(cli: Any, seeded: l
     assert result.stderr == ""
 
 
-def test_terminal_list_is_a_table_with_a_count_on_stderr(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list", "--limit", "2", tty=True)
+def test_terminal_list_is_a_table_with_a_count_on_stderr(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("list", "--limit", "2", tty=True)
     assert result.code == 0
     assert "REFERENCE" in result.stdout and "Zoë" not in result.stdout and "Li Lei" in result.stdout
     assert "just now" in result.stdout
@@ -67,8 +74,8 @@ def test_terminal_list_is_a_table_with_a_count_on_stderr(cli: Any, seeded: list[
     assert "\x1b[" in result.stdout  # colour on a terminal
 
 
-def test_no_color_is_honoured_on_a_terminal(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list", tty=True, env={"NO_COLOR": "1"})
+def test_no_color_is_honoured_on_a_terminal(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("list", tty=True, env={"NO_COLOR": "1"})
     assert "\x1b[" not in result.stdout
     assert "Paul Smith" in result.stdout
 
@@ -87,27 +94,24 @@ def test_no_color_is_honoured_on_a_terminal(cli: Any, seeded: list[Any]) -> None
         (("--until", "2000-01-01"), []),
     ],
 )
-def test_list_filters(cli: Any, seeded: list[Any], args: tuple[str, ...], names: list[str]) -> None:
-    result = cli("list", "--json", *args)
+def test_list_filters(
+    lead_cli: Any, seeded: list[Any], args: tuple[str, ...], names: list[str]
+) -> None:
+    result = lead_cli("list", "--json", *args)
     assert result.code == 0, result.stderr
     assert [i["first_name"] for i in result.json()] == names
 
 
-def test_bad_filter_values_are_usage_errors(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list", "--since", "last tuesday")
+def test_bad_filter_values_are_usage_errors(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("list", "--since", "last tuesday")
     assert result.code == 2
     assert result.stderr.startswith("leadctl: error: 'last tuesday' is neither")
-    assert cli("list", "--state", "done").code == 2
-    assert cli("list", "--json", "--csv").code == 2
+    assert lead_cli("list", "--state", "done").code == 2
+    assert lead_cli("list", "--json", "--csv").code == 2
 
 
-def test_mine_needs_an_email_identity(cli: Any, seeded: list[Any]) -> None:
-    result = cli("list", "--mine", env={"LEADCTL_ACTOR": "ann"})
-    assert result.code == 2 and "--as EMAIL" in result.stderr
-
-
-def test_show_json_has_resume_and_history(cli: Any, seeded: list[Any]) -> None:
-    result = cli("show", str(seeded[0].id), "--json")
+def test_show_json_has_resume_and_history(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("show", str(seeded[0].id), "--json")
     data = result.json()
     assert set(data) == LEAD_FIELDS | {"resume", "events"}
     assert data["resume"] == {
@@ -116,29 +120,29 @@ def test_show_json_has_resume_and_history(cli: Any, seeded: list[Any]) -> None:
         "size": 3000,
         "sha256": __import__("hashlib").sha256(samples.pdf(3000)).hexdigest(),
     }
-    assert [e["kind"] for e in data["events"]] == ["submitted", "assigned"]
+    assert [e["kind"] for e in data["events"]][:2] == ["submitted", "assigned"]
     assert set(data["events"][0]) == {"at", "actor", "kind", "details"}
 
 
-def test_show_by_reference_in_plain_text(cli: Any, seeded: list[Any]) -> None:
-    result = cli("show", seeded[1].reference.lower())
+def test_show_by_reference_in_plain_text(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("show", seeded[1].reference.lower())
     assert result.code == 0
     assert f"Lead {seeded[1].id}  {seeded[1].reference}  PENDING" in result.stdout
     assert "cv.pdf (application/pdf, 3,000 bytes)" in result.stdout
     assert "History:" in result.stdout
 
 
-def test_unknown_lead_is_one_error_line_and_exit_1(cli: Any, seeded: list[Any]) -> None:
-    result = cli("show", "9999")
+def test_unknown_lead_is_one_error_line_and_exit_1(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("show", "9999")
     assert (result.code, result.stdout) == (1, "")
     assert result.stderr == "leadctl: error: no lead 9999\n"
 
 
-def test_reach_out_batch_with_unknown_and_already_done(cli: Any, seeded: list[Any]) -> None:
-    first = cli("reach-out", str(seeded[0].id), "--note", "phoned", "--json")
+def test_reach_out_batch_with_unknown_and_already_done(lead_cli: Any, seeded: list[Any]) -> None:
+    first = lead_cli("reach-out", str(seeded[0].id), "--note", "phoned", "--json")
     assert first.json()["changed"][0]["state"] == "REACHED_OUT"
     reached_at = first.json()["changed"][0]["reached_out_at"]
-    result = cli("reach-out", str(seeded[0].id), "9999", str(seeded[1].id), "--json")
+    result = lead_cli("reach-out", str(seeded[0].id), "9999", str(seeded[1].id), "--json")
     assert result.code == 1
     body = result.json()
     assert [c["id"] for c in body["changed"]] == [seeded[1].id]
@@ -146,48 +150,51 @@ def test_reach_out_batch_with_unknown_and_already_done(cli: Any, seeded: list[An
     assert body["unchanged"][0]["reached_out_at"] == reached_at
     assert body["failed"] == [{"id": "9999", "error": "no lead 9999"}]
     assert "leadctl: error: no lead 9999" in result.stderr
-    history = cli("show", str(seeded[0].id), "--json").json()["events"]
+    history = lead_cli("show", str(seeded[0].id), "--json").json()["events"]
     change = [e for e in history if e["kind"] == "state_changed"]
     assert len(change) == 1 and change[0]["actor"] == "ann@firm.example"
     assert change[0]["details"]["note"] == "phoned"
 
 
-def test_reach_out_reads_ids_and_ndjson_from_stdin(cli: Any, seeded: list[Any]) -> None:
-    ndjson = cli("list", "--ndjson", "--search", "paul").stdout
-    result = cli("reach-out", "-", input=f"{seeded[0].id}\n\n{ndjson}{seeded[2].reference}\n")
+def test_reach_out_reads_ids_and_ndjson_from_stdin(lead_cli: Any, seeded: list[Any]) -> None:
+    ndjson = lead_cli("list", "--ndjson", "--search", "paul").stdout
+    result = lead_cli("reach-out", "-", input=f"{seeded[0].id}\n\n{ndjson}{seeded[2].reference}\n")
     assert result.code == 0, result.stderr
     assert result.stdout.count("is now REACHED_OUT") == 3
-    assert cli("list", "--json", "--state", "pending").json() == []
+    assert lead_cli("list", "--json", "--state", "pending").json() == []
 
 
-def test_dry_run_changes_nothing(cli: Any, seeded: list[Any]) -> None:
-    result = cli("reach-out", str(seeded[0].id), str(seeded[1].id), "--dry-run")
+def test_dry_run_changes_nothing(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("reach-out", str(seeded[0].id), str(seeded[1].id), "--dry-run")
     assert result.stdout.count("would become REACHED_OUT") == 2
-    assert len(cli("list", "--json", "--state", "pending").json()) == 3
+    assert len(lead_cli("list", "--json", "--state", "pending").json()) == 3
 
 
-def test_a_batch_on_a_terminal_asks_first(cli: Any, seeded: list[Any]) -> None:
-    declined = cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="n\n")
+def test_a_batch_on_a_terminal_asks_first(lead_cli: Any, seeded: list[Any]) -> None:
+    declined = lead_cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="n\n")
     assert declined.code == 1 and "Reach out to 2 leads?" in declined.stderr
-    assert len(cli("list", "--json", "--state", "pending").json()) == 3
-    accepted = cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="y\n")
+    assert len(lead_cli("list", "--json", "--state", "pending").json()) == 3
+    accepted = lead_cli("reach-out", str(seeded[0].id), str(seeded[1].id), tty=True, input="y\n")
     assert accepted.code == 0
-    assert cli("reach-out", str(seeded[2].id), tty=True).code == 0  # one lead: no question
-    assert cli("reopen", str(seeded[0].id), str(seeded[1].id), "--yes", tty=True).code == 0
-    assert len(cli("list", "--json", "--state", "pending").json()) == 2
+    assert lead_cli("reach-out", str(seeded[2].id), tty=True).code == 0  # one lead: no question
+    assert lead_cli("reopen", str(seeded[0].id), str(seeded[1].id), "--yes", tty=True).code == 0
+    assert len(lead_cli("list", "--json", "--state", "pending").json()) == 2
 
 
-def test_reopen_note_and_assign_are_recorded_with_the_actor(cli: Any, seeded: list[Any]) -> None:
+def test_reopen_note_and_assign_are_recorded_with_the_actor(
+    lead_cli: Any, seeded: list[Any]
+) -> None:
     lead = str(seeded[0].id)
-    cli("reach-out", lead)
-    assert cli("--as", "bob@firm.example", "reopen", lead, "--note", "wrong person").code == 0
-    assert cli("--as", "bob@firm.example", "note", lead, "left a voicemail").code == 0
-    assign = cli("assign", lead, "bob@firm.example", "--json")
+    lead_cli("reach-out", lead)
+    bob = lead_cli.acting_as("bob@firm.example")
+    assert lead_cli("reopen", lead, "--note", "wrong person", env=bob).code == 0
+    assert lead_cli("note", lead, "left a voicemail", env=bob).code == 0
+    assign = lead_cli("assign", lead, "bob@firm.example", "--json")
     assert assign.json()["changed"][0]["attorney"] == "bob@firm.example"
-    again = cli("assign", lead, "bob@firm.example", "--json")
+    again = lead_cli("assign", lead, "bob@firm.example", "--json")
     assert again.json()["unchanged"][0]["id"] == seeded[0].id
-    assert cli("assign", lead, "nobody@firm.example").code == 1
-    events = cli("show", lead, "--json").json()["events"]
+    assert lead_cli("assign", lead, "nobody@firm.example").code == 1
+    events = lead_cli("show", lead, "--json").json()["events"]
     assert [(e["kind"], e["actor"]) for e in events[-4:]] == [
         ("state_changed", "ann@firm.example"),
         ("state_changed", "bob@firm.example"),
@@ -197,18 +204,15 @@ def test_reopen_note_and_assign_are_recorded_with_the_actor(cli: Any, seeded: li
     assert events[-2]["details"] == {"text": "left a voicemail"}
 
 
-def test_global_as_option_must_come_first(cli: Any, seeded: list[Any]) -> None:
-    result = cli("reopen", str(seeded[0].id), "--as", "x")
-    assert result.code == 2
-
-
-def test_open_save_and_print_path(cli: Any, seeded: list[Any], tmp_path: Path) -> None:
+def test_open_save_and_print_path(lead_cli: Any, seeded: list[Any], tmp_path: Path) -> None:
     target = tmp_path / "out.pdf"
-    saved = cli("open", str(seeded[0].id), "--save", str(target))
+    saved = lead_cli("open", str(seeded[0].id), "--save", str(target))
     assert saved.code == 0 and saved.stdout.strip() == str(target)
     assert target.read_bytes() == samples.pdf(3000)
-    assert cli("open", str(seeded[0].id), "--save", str(target)).code == 1  # no silent overwrite
-    printed = cli("open", str(seeded[0].id), "--print-path")
+    assert (
+        lead_cli("open", str(seeded[0].id), "--save", str(target)).code == 1
+    )  # no silent overwrite
+    printed = lead_cli("open", str(seeded[0].id), "--print-path")
     path = Path(printed.stdout.strip())
     assert path.read_bytes() == samples.pdf(3000)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -216,23 +220,23 @@ def test_open_save_and_print_path(cli: Any, seeded: list[Any], tmp_path: Path) -
 
 
 def test_open_without_a_viewer_says_so_and_prints_the_path(
-    cli: Any, seeded: list[Any], tmp_path: Path
+    lead_cli: Any, seeded: list[Any], tmp_path: Path
 ) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
-    result = cli("open", str(seeded[0].id), env={"PATH": str(empty), "DISPLAY": ""})
+    result = lead_cli("open", str(seeded[0].id), env={"PATH": str(empty), "DISPLAY": ""})
     assert result.code == 0
     assert "no viewer could be launched" in result.stderr
     assert Path(result.stdout.strip()).read_bytes() == samples.pdf(3000)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])
-def test_export_formats(cli: Any, seeded: list[Any], tmp_path: Path, fmt: str) -> None:
+def test_export_formats(lead_cli: Any, seeded: list[Any], tmp_path: Path, fmt: str) -> None:
     import csv
     import json
 
     target = tmp_path / f"leads.{fmt}"
-    result = cli("export", "--format", fmt, "--output", str(target))
+    result = lead_cli("export", "--format", fmt, "--output", str(target))
     assert result.code == 0 and "Exported 3 leads" in result.stderr
     text = target.read_text()
     if fmt == "csv":
@@ -245,14 +249,14 @@ def test_export_formats(cli: Any, seeded: list[Any], tmp_path: Path, fmt: str) -
     assert {r["first_name"] for r in rows} == {"Zoë", "Paul", "Li"}
 
 
-def test_export_to_stdout_with_filters(cli: Any, seeded: list[Any]) -> None:
-    result = cli("export", "--format", "json", "--attorney", "ann@firm.example")
+def test_export_to_stdout_with_filters(lead_cli: Any, seeded: list[Any]) -> None:
+    result = lead_cli("export", "--format", "json", "--attorney", "ann@firm.example")
     assert [r["first_name"] for r in result.json()] == ["Li", "Zoë"]
 
 
-def test_stats(cli: Any, seeded: list[Any]) -> None:
-    cli("reach-out", str(seeded[0].id))
-    data = cli("stats", "--json").json()
+def test_stats(lead_cli: Any, seeded: list[Any]) -> None:
+    lead_cli("reach-out", str(seeded[0].id))
+    data = lead_cli("stats", "--json").json()
     assert data["total"] == 3
     assert data["by_state"] == {"PENDING": 2, "REACHED_OUT": 1}
     assert data["overdue_24h"] == 0
@@ -260,36 +264,22 @@ def test_stats(cli: Any, seeded: list[Any]) -> None:
     assert data["first_contact"]["median_seconds"] >= 0
     per = {a["attorney"]: a for a in data["per_attorney"]}
     assert per["ann@firm.example"]["leads"] == 2 and per["ann@firm.example"]["reached_out"] == 1
-    text = cli("stats").stdout
+    text = lead_cli("stats").stdout
     assert "REACHED_OUT" in text and "ann@firm.example" in text
 
 
-def test_piped_output_never_breaks_a_row_with_a_tab(cli: Any, seeded: list[Any]) -> None:
-    cli("note", str(seeded[0].id), "a\tb")
-    lines = cli("list").stdout.splitlines()
+def test_piped_output_never_breaks_a_row_with_a_tab(lead_cli: Any, seeded: list[Any]) -> None:
+    lead_cli("note", str(seeded[0].id), "a\tb")
+    lines = lead_cli("list").stdout.splitlines()
     assert all(len(line.split("\t")) == 7 for line in lines)
 
 
-def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:
-    result = cli("list", env={"LEADS_DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/x.db"})
-    assert result.code == 1
-    assert result.stderr.startswith("leadctl: error: the database cannot be used")
-    assert "Traceback" not in result.stderr
-    bad = cli("list", env={"LEADS_DATABASE_URL": "mysql://x"})
-    assert bad.code == 1 and "sqlite:///" in bad.stderr
-
-
-def test_environment_errors_are_usage_errors(cli: Any) -> None:
-    result = cli("list", env={"LEADS_MAX_RESUME_MB": "lots"})
-    assert result.code == 2 and "LEADS_MAX_RESUME_MB must be a number" in result.stderr
-
-
 def test_file_permissions_of_private_copies_do_not_depend_on_umask(
-    cli: Any, seeded: list[Any]
+    lead_cli: Any, seeded: list[Any]
 ) -> None:
     old = os.umask(0)
     try:
-        path = Path(cli("open", str(seeded[0].id), "--print-path").stdout.strip())
+        path = Path(lead_cli("open", str(seeded[0].id), "--print-path").stdout.strip())
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -64,6 +64,8 @@ class Backend(Protocol):
 
     def stats(self, since: datetime | None) -> dict[str, Any]: ...
 
+    def close(self) -> None: ...
+
 
 class LocalBackend:
     """Works directly on the database named by `--db` / `LEADS_DATABASE_URL`."""
@@ -127,3 +129,6 @@ class LocalBackend:
         from leadctl import stats
 
         return stats.compute(since)
+
+    def close(self) -> None:
+        pass

@@ -23,6 +23,7 @@ class Env:
     actor_option: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
     _db_open: bool = field(default=False, repr=False)
+    _backend: Backend | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -52,11 +53,56 @@ class Env:
             db.ensure_schema()
         self._db_open = True
 
+    @property
+    def remote_server(self) -> str | None:
+        """The server for remote mode: `--server`, else local if `--db`, else `LEADCTL_SERVER`,
+        else a saved login; None means local mode."""
+        from leadctl.cli.remote import normalize_server, saved_server
+
+        if self.server:
+            return normalize_server(self.server)
+        if self.db_url:
+            return None
+        chosen = os.environ.get("LEADCTL_SERVER", "").strip() or saved_server()
+        return normalize_server(chosen) if chosen else None
+
     def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._make_backend()
+        return self._backend
+
+    def close(self) -> None:
+        """End of the command: close the remote connection pool, if one was opened."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _make_backend(self) -> Backend:
+        server = self.remote_server
+        if server is not None:
+            from leadctl.cli.remote import RemoteBackend, find_token
+
+            if self.actor_option:
+                raise UsageError(
+                    "--as is for local mode; remotely you act as the owner of the token"
+                )
+            token, _source = find_token(server)
+            return RemoteBackend(server, token)
         from leadctl.cli.backend import LocalBackend
 
         self.open_database()
         return LocalBackend(self.actor)
+
+    def identity(self, backend: Backend) -> str:
+        """The email the caller acts as: the token's attorney remotely, else the local actor."""
+        me = getattr(backend, "me", None)
+        if callable(me):
+            return str(me()["email"])
+        if "@" not in self.actor:
+            raise UsageError(
+                "--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR"
+            )
+        return self.actor
 
     def output(self, fmt: str = "table") -> Output:
         return Output(fmt)

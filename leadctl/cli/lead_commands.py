@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from leadctl.cli.backend import BatchResult, Change
+from leadctl.cli.backend import Backend, BatchResult, Change
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
 from leadctl.cli.output import Column, Output, age, batch_ids
@@ -51,6 +51,7 @@ LEAD_COLUMNS = [
 
 def _query(
     env: Env,
+    backend: Backend,
     state: StateFilter,
     attorney: str | None,
     mine: bool,
@@ -63,11 +64,7 @@ def _query(
     if mine:
         if attorney:
             raise UsageError("--mine and --attorney cannot be combined")
-        if "@" not in env.actor:
-            raise UsageError(
-                "--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR"
-            )
-        attorney = env.actor
+        attorney = env.identity(backend)
     try:
         return LeadQuery(
             state={"pending": State.PENDING, "reached-out": State.REACHED_OUT}.get(state.value),
@@ -127,10 +124,11 @@ def list_leads(
     """List leads, newest first."""
     env: Env = ctx.obj
     out = env.output(pick_format(json_, csv_, ndjson))
+    backend = env.backend()
     query = _query(
-        env, state, attorney, mine, search, since, until, overdue, None if all_ else limit
+        env, backend, state, attorney, mine, search, since, until, overdue, None if all_ else limit
     )
-    items, total = env.backend().list_leads(query)
+    items, total = backend.list_leads(query)
     out.rows(items, LEAD_COLUMNS)
     if out.is_tty and not out.machine:
         out.say(f"Showing {len(items):,} of {total:,} lead{'s' if total != 1 else ''}")
@@ -357,8 +355,8 @@ def export(
 ) -> None:
     """Export every matching lead as CSV, JSON or NDJSON (streamed)."""
     env: Env = ctx.obj
-    query = _query(env, state, attorney, mine, search, since, until, overdue, None)
     backend = env.backend()
+    query = _query(env, backend, state, attorney, mine, search, since, until, overdue, None)
     talk = Output()
     target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:

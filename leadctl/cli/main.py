@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leadctl.cli import admin_commands, lead_commands
+from leadctl.cli import admin_commands, lead_commands, session_commands
 from leadctl.cli.context import Env, UsageError
 from leadctl.cli.exitcodes import ExitCode, exit_code_for
 from leadctl.errors import LeadctlError
@@ -34,6 +34,15 @@ def main(
             show_default=False,
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            help="Work through this intake server [env: LEADCTL_SERVER; default: saved login].",
+            show_default=False,
+        ),
+    ] = None,
     actor: Annotated[
         str | None,
         typer.Option(
@@ -42,11 +51,15 @@ def main(
     ] = None,
 ) -> None:
     """Global options come before the command: leadctl --db sqlite:///other.db list."""
-    ctx.obj = Env(db_url=db, actor_option=actor)
+    if db and server:
+        raise UsageError("choose --db (local) or --server (remote), not both")
+    ctx.obj = env = Env(db_url=db, server=server, actor_option=actor)
+    ctx.call_on_close(env.close)
 
 
 lead_commands.register(app)
 admin_commands.register(app)
+session_commands.register(app)
 
 
 def _error(message: str) -> None:

@@ -1,0 +1,117 @@
+"""Remote sessions: login (token into the OS keyring), logout, whoami."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from leadctl.cli.context import Env, UsageError, pick_format
+from leadctl.cli.lead_commands import JsonOpt
+from leadctl.errors import LeadctlError
+
+
+def login(
+    ctx: typer.Context,
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server", metavar="URL", help="The intake server, e.g. https://leads.firm.example."
+        ),
+    ],
+    with_token: Annotated[
+        bool,
+        typer.Option("--with-token", help="Read the token from stdin instead of a hidden prompt."),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Log in to an intake server: check the token, keep it in the OS keyring."""
+    from leadctl.cli.remote import RemoteBackend, normalize_server, save_server, token_key
+    from leadctl.secrets import KeyringUnavailable, keyring_usable, set_secret
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    url = normalize_server(server)
+    if not os.environ.get("PYTHON_KEYRING_BACKEND"):
+        usable, reason = keyring_usable()
+        if not usable:
+            raise LeadctlError(
+                f"cannot keep a token here: {reason}; on this machine set LEADCTL_SERVER and "
+                "LEADCTL_TOKEN in the environment instead of logging in"
+            )
+    if with_token:
+        if sys.stdin.isatty():
+            raise UsageError("--with-token reads the token from stdin; pipe it in")
+        token = sys.stdin.readline().strip()
+    else:
+        token = typer.prompt("API token", hide_input=True, err=True).strip()
+    if not token:
+        raise UsageError("the token is empty")
+    backend = RemoteBackend(url, token)
+    try:
+        me = backend.me()  # a bad token stops here, with exit 4
+    finally:
+        backend.close()
+    try:
+        set_secret(token_key(url), token)
+    except KeyringUnavailable as exc:
+        raise LeadctlError(f"{exc}; set LEADCTL_SERVER and LEADCTL_TOKEN instead") from None
+    save_server(url)
+    data = {"server": url, "attorney": me}
+    out.obj(data, lambda d: f"Logged in to {url} as {me['email']}.")
+
+
+def logout(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Forget the saved server and remove its token from the OS keyring."""
+    from leadctl.cli.remote import save_server, saved_server, token_key
+    from leadctl.secrets import KeyringUnavailable, delete_secret
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    server = env.server or saved_server()
+    if server is None:
+        out.obj({"server": None, "removed": False}, lambda d: "Not logged in.")
+        return
+    try:
+        removed = delete_secret(token_key(server.rstrip("/")))
+    except KeyringUnavailable:
+        removed = False
+    if saved_server() == server:
+        save_server(None)
+    out.obj({"server": server, "removed": removed}, lambda d: f"Logged out of {server}.")
+
+
+def whoami(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Who you are, on which server, and where the token came from."""
+    from leadctl.cli.remote import RemoteBackend, find_token
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    server = env.remote_server
+    if server is None:
+        data: dict[str, Any] = {
+            "mode": "local",
+            "database": env.settings.database_url,
+            "actor": env.actor,
+        }
+        out.obj(data, lambda d: f"Local mode on {d['database']}, acting as {d['actor']}.")
+        return
+    token, source = find_token(server)
+    backend = RemoteBackend(server, token)
+    try:
+        me = backend.me()
+    finally:
+        backend.close()
+    data = {"mode": "remote", "server": server, "attorney": me, "token_source": source}
+    origin = "from the keyring" if source == "keyring" else f"from {source}"
+    out.obj(
+        data, lambda d: f"{me['name']} <{me['email']}> ({me['role']}) on {server}, token {origin}."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.command("whoami")(whoami)

@@ -1,0 +1,182 @@
+"""Remote sessions: login keeps the token in the OS keyring, never in a file; clear failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadctl.settings import Settings
+from tests.conftest import free_port, serve_in_thread
+
+
+@pytest.fixture
+def server(cli_env: dict[str, str], seeded: Any) -> Iterator[str]:
+    settings = Settings.from_env(
+        {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
+    )
+    with serve_in_thread(settings) as running:
+        yield running.url
+
+
+def test_login_checks_the_token_and_keeps_it_in_the_keyring(
+    cli: Any, server: str, seeded: Any, memory_keyring: Any, tmp_path: Path
+) -> None:
+    token = seeded.tokens["bob@firm.example"]
+    result = cli("login", "--server", server + "/", "--with-token", input=token + "\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"Logged in to {server} as bob@firm.example.\n"
+    assert memory_keyring.store == {("leadctl", f"token:{server}"): token}
+    config = (tmp_path / "config" / "leadctl" / "config.json").read_text()
+    assert server in config and token not in config
+    who = cli("whoami", env={"LEADCTL_ACTOR": ""})
+    assert (
+        who.stdout
+        == f"Bob Roe <bob@firm.example> (attorney) on {server}, token from the keyring.\n"
+    )
+    listed = cli("list", "--json", "--mine")  # the saved login selects remote mode
+    assert [i["attorney"] for i in listed.json()] == ["bob@firm.example"]
+    assert cli("--db", f"sqlite:///{tmp_path}/leads.db", "whoami").stdout.startswith("Local mode")
+    out = cli("logout")
+    assert out.code == 0 and memory_keyring.store == {}
+    assert cli("whoami").stdout.startswith("Local mode")
+
+
+def test_a_prompted_token_is_read_hidden_on_a_real_terminal(
+    server: str, seeded: Any, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    token = seeded.tokens["ann@firm.example"]
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))},
+        **cli_env,
+        "PYTHON_KEYRING_BACKEND": "tests.keyrings.MemoryKeyring",
+        "PYTHONPATH": str(root),
+    }
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "leadctl"), "login", "--server", server],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 20
+    sent = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not sent and b"API token" in seen:
+            os.write(master, token.encode() + b"\n")
+            sent = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(10)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert f"Logged in to {server} as ann@firm.example." in text
+    assert token not in text  # typed on a terminal, never echoed
+
+
+def test_a_bad_token_is_refused_with_exit_4_and_nothing_is_stored(
+    cli: Any, server: str, memory_keyring: Any
+) -> None:
+    result = cli("login", "--server", server, "--with-token", input="lct_wrong\n")
+    assert result.code == 4
+    assert result.stderr.startswith("leadctl: error: ") and "lct_wrong" not in result.stderr
+    assert memory_keyring.store == {}
+
+
+def test_without_a_keyring_login_names_leadctl_token(
+    cli: Any, server: str, seeded: Any, no_keyring: None
+) -> None:
+    from keyring.backends import fail
+
+    import keyring
+
+    keyring.set_keyring(fail.Keyring())
+    result = cli(
+        "login", "--server", server, "--with-token", input=seeded.tokens["ann@firm.example"] + "\n"
+    )
+    assert result.code == 1 and "LEADCTL_TOKEN" in result.stderr
+    env = {"LEADCTL_SERVER": server, "LEADCTL_TOKEN": seeded.tokens["ann@firm.example"]}
+    who = cli("whoami", env=env)
+    assert who.code == 0 and "token from LEADCTL_TOKEN" in who.stdout
+    none = cli("list", env={"LEADCTL_SERVER": server})
+    assert none.code == 4 and "LEADCTL_TOKEN" in none.stderr
+
+
+def test_a_plaintext_keyring_picked_silently_is_refused(cli: Any, server: str, seeded: Any) -> None:
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class PlaintextKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise AssertionError("must not store a token in plaintext")
+
+        def delete_password(self, service: str, username: str) -> None:
+            pass
+
+    PlaintextKeyring.__module__ = "keyrings.alt.file"
+    previous = keyring.get_keyring()
+    keyring.set_keyring(PlaintextKeyring())
+    try:
+        result = cli(
+            "login",
+            "--server",
+            server,
+            "--with-token",
+            input=seeded.tokens["ann@firm.example"] + "\n",
+        )
+    finally:
+        keyring.set_keyring(previous)
+    assert result.code == 1 and "plaintext" in result.stderr and "LEADCTL_TOKEN" in result.stderr
+
+
+def test_an_unreachable_server_is_one_line_and_exit_1(cli: Any) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = cli("list", env={"LEADCTL_SERVER": url, "LEADCTL_TOKEN": "lct_x"})
+    assert result.code == 1
+    assert result.stderr == f"leadctl: error: cannot reach {url}: ConnectError\n"
+
+
+def test_a_revoked_token_is_exit_4_with_the_next_step(cli: Any, server: str, seeded: Any) -> None:
+    result = cli(
+        "show", "1", env={"LEADCTL_SERVER": server, "LEADCTL_TOKEN": "lct_revoked-or-wrong"}
+    )
+    assert result.code == 4
+    assert f"run: leadctl login --server {server}" in result.stderr
+
+
+def test_as_is_refused_in_remote_mode(cli: Any, server: str, seeded: Any) -> None:
+    env = {"LEADCTL_SERVER": server, "LEADCTL_TOKEN": seeded.tokens["ann@firm.example"]}
+    result = cli("--as", "bob@firm.example", "list", env=env)
+    assert result.code == 2 and "--as is for local mode" in result.stderr
+
+
+def test_server_and_db_together_are_a_usage_error(cli: Any) -> None:
+    assert cli("--db", "sqlite:///x.db", "--server", "http://127.0.0.1:1", "list").code == 2
