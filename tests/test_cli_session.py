@@ -109,9 +109,8 @@ def test_a_bad_token_is_refused_with_exit_4_and_nothing_is_stored(
 def test_without_a_keyring_login_names_leadctl_token(
     cli: Any, server: str, seeded: Any, no_keyring: None
 ) -> None:
-    from keyring.backends import fail
-
     import keyring
+    from keyring.backends import fail
 
     keyring.set_keyring(fail.Keyring())
     result = cli(
