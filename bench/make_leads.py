@@ -12,8 +12,9 @@ import time
 from datetime import timedelta
 
 from leadctl import db
-from leadctl.leads import fold, new_reference
+from leadctl.leads import fold
 from leadctl.models import Attorney, Event, Lead, Resume, database
+from leadctl.submissions import new_reference
 from leadctl.timeutil import utcnow
 
 FIRST = [

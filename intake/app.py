@@ -15,9 +15,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from intake import errors, public
+from intake.ratelimit import RateLimiter, parse_proxies, parse_rate
 from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
-from leadctl import db
+from leadctl import db, submissions
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
 from leadctl.outbox import DeliveryWorker
@@ -65,9 +66,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db.bind(settings.database_url)
+        db.bind(settings.database_url, settings.sqlite_busy_timeout_ms)
         db.ensure_schema()
-        intake = Intake(settings, ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer"))
+        rate = parse_rate(settings.rate_limit)
+        intake = Intake(
+            settings,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer"),
+            limiter=RateLimiter(*rate) if rate else None,
+            trusted_proxies=parse_proxies(settings.trusted_proxies),
+            form_secret=submissions.shared_secret("form-token"),
+        )
         worker = None
         if run_worker:
             worker = DeliveryWorker(settings, make_sender)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from litestar import Request
@@ -54,14 +55,32 @@ def _boundary(request: Request) -> bytes:
 
 
 async def parse_form(
-    request: Request, *, max_file_bytes: int, file_field: str = "resume"
+    request: Request,
+    *,
+    max_file_bytes: int,
+    timeout: float = 60.0,
+    file_field: str = "resume",
 ) -> ParsedForm:
     """Read the request body into text fields and at most one file.
 
     Stops reading as soon as a limit is passed: the file beyond `max_file_bytes` (413), a text
-    field beyond 16 KiB (413), more than 16 parts or a second file (400).
+    field beyond 16 KiB (413), more than 16 parts or a second file (400), a body that takes
+    longer than `timeout` seconds to arrive (408: a slow client cannot hold a worker).
     """
     form = ParsedForm()
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, form, max_file_bytes, file_field)
+    except TimeoutError:
+        raise FormError(408, f"the upload took longer than {timeout:.0f} s; try again") from None
+
+
+async def _read(
+    request: Request,
+    form: ParsedForm,
+    max_file_bytes: int,
+    file_field: str,
+) -> ParsedForm:
     segment: MultipartSegment | None = None
     buffer = bytearray()
     limit = 0

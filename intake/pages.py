@@ -16,6 +16,7 @@ input[type=text], input[type=email] { width: 100%; padding: .5rem; font-size: 1r
 .hint { color: #555; font-size: .9rem; margin: .25rem 0 0; }
 button { margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; }
 .reference { font-size: 1.6rem; font-weight: 700; letter-spacing: .1em; }
+.hp { position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 """
 
 FIELDS = (
@@ -40,8 +41,14 @@ def _error(field: str, errors: dict[str, str]) -> str:
     return f'<p class="error" id="{field}-error" role="alert">{escape(errors[field])}</p>'
 
 
-def form_page(values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
-    """The intake form; after a failed submission, each error sits under its field."""
+def form_page(
+    token: str, values: dict[str, str] | None = None, errors: dict[str, str] | None = None
+) -> str:
+    """The intake form; after a failed submission, each error sits under its field.
+
+    `token` is the signed render time (intake.formtoken); the `website` field is a honeypot:
+    off-screen for people, hidden from screen readers, labelled to be left empty.
+    """
     values, errors = values or {}, errors or {}
     parts = [
         "<h1>Tell us about yourself</h1>",
@@ -52,6 +59,13 @@ def form_page(values: dict[str, str] | None = None, errors: dict[str, str] | Non
         if "form" in errors:
             parts.append(_error("form", errors))
     parts.append('<form method="post" action="/" enctype="multipart/form-data" novalidate>')
+    parts.append(f'<input type="hidden" name="form_token" value="{escape(token)}">')
+    parts.append(
+        '<div class="hp" aria-hidden="true">'
+        '<label for="website">Leave this field empty</label>'
+        '<input id="website" name="website" type="text" tabindex="-1" autocomplete="off">'
+        "</div>"
+    )
     for name, label, kind, autocomplete in FIELDS:
         described = (
             f' aria-describedby="{name}-error" aria-invalid="true"' if name in errors else ""

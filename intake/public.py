@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 
+from intake import formtoken
 from intake.errors import core_error_pairs, error_response
 from intake.form_parser import FormError, ParsedForm
 from intake.pages import confirmation_page, form_page
-from intake.submission import Intake, read_submission, store_submission
+from intake.submission import Intake, idempotency_key, read_submission, store_submission
 from leadctl.db import ping
 from leadctl.errors import LeadctlError
 from leadctl.timeutil import iso
@@ -25,23 +26,36 @@ class LeadAccepted:
     created_at: str
 
 
+def _too_many(wait: int) -> Response[dict]:
+    response = error_response(429, [(None, f"too many submissions; try again in {wait} s")])
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @post(
     "/leads",
     status_code=201,
     summary="Submit a lead",
     description=(
         "multipart/form-data with `first_name`, `last_name`, `email` and the `resume` file. "
-        "422 names every failing field; 413 resume too large; 415 resume type not accepted."
+        "422 names every failing field; 413 resume too large; 415 resume type not accepted; "
+        "429 too many submissions (see Retry-After). An `Idempotency-Key` header makes a "
+        "retried submission return the first answer."
     ),
     tags=["public"],
 )
 async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
     intake: Intake = state.intake
+    wait = intake.retry_after(request)
+    if wait is not None:
+        return _too_many(wait)  # type: ignore[return-value]
     try:
+        key = idempotency_key(request)
         form = await read_submission(request, intake)
-        submitted = await store_submission(form, intake)
+        submitted = await store_submission(form, intake, key=key)
     except FormError as exc:
         return error_response(exc.status, [(exc.field, str(exc))])  # type: ignore[return-value]
+    intake.accepted(request, submitted)
     lead = submitted.lead
     request.scope["state"]["lead_reference"] = lead.reference
     return Response(
@@ -50,22 +64,41 @@ async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
 
 
 @get("/", media_type=MediaType.HTML, include_in_schema=False)
-async def show_form() -> str:
-    return form_page()
+async def show_form(state: State) -> str:
+    intake: Intake = state.intake
+    return form_page(formtoken.issue(intake.form_secret))
 
 
 @post("/", media_type=MediaType.HTML, include_in_schema=False, status_code=201)
 async def submit_form(request: Request, state: State) -> Response[str]:
     intake: Intake = state.intake
+    wait = intake.retry_after(request)
+    if wait is not None:
+        page = _form_again(
+            intake,
+            ParsedForm(),
+            429,
+            [("form", f"Too many submissions from here; please try again in {wait} s.")],
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     form = ParsedForm()
     try:
         form = await read_submission(request, intake)
-        submitted = await store_submission(form, intake)
+        check = formtoken.check(
+            intake.form_secret, form.fields.get("form_token"), intake.settings.min_fill_seconds
+        )
+        submitted = await store_submission(
+            form, intake, key=check.key, quarantine_reason=check.bot_reason
+        )
     except FormError as exc:
-        return _form_again(form, exc.status, [(exc.field or "form", str(exc))])
+        return _form_again(intake, form, exc.status, [(exc.field or "form", str(exc))])
     except LeadctlError as exc:
         status, pairs = core_error_pairs(exc)
-        return _form_again(form, status, [(field or "form", message) for field, message in pairs])
+        return _form_again(
+            intake, form, status, [(field or "form", message) for field, message in pairs]
+        )
+    intake.accepted(request, submitted)
     request.scope["state"]["lead_reference"] = submitted.lead.reference
     return Response(
         confirmation_page(submitted.lead.first_name, submitted.lead.reference),
@@ -74,11 +107,14 @@ async def submit_form(request: Request, state: State) -> Response[str]:
     )
 
 
-def _form_again(form: ParsedForm, status: int, pairs: list[tuple[str, str]]) -> Response[str]:
+def _form_again(
+    intake: Intake, form: ParsedForm, status: int, pairs: list[tuple[str, str]]
+) -> Response[str]:
     errors: dict[str, str] = {}
     for field, message in pairs:
         errors.setdefault(field, message)
-    return Response(form_page(form.fields, errors), status_code=status, media_type=MediaType.HTML)
+    page = form_page(formtoken.issue(intake.form_secret), form.fields, errors)
+    return Response(page, status_code=status, media_type=MediaType.HTML)
 
 
 @dataclass

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from litestar import Request
 
 from intake.form_parser import ParsedForm, parse_form
-from leadctl import leads
+from intake.ratelimit import RateLimiter, client_address
+from leadctl import submissions
 from leadctl.errors import InvalidInput, UnsupportedResume
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
 from leadctl.validation import check_prospect
 
 TEXT_FIELDS = ("first_name", "last_name", "email")
+HONEYPOT = "website"
 
 
 @dataclass
@@ -24,18 +28,56 @@ class Intake:
 
     settings: Settings
     writer: ThreadPoolExecutor
-    wake_worker: object = None
+    limiter: RateLimiter | None = None
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(
+        default_factory=list
+    )
+    form_secret: bytes = b""
+    wake_worker: Any = None
 
     def notify(self) -> None:
         if callable(self.wake_worker):
             self.wake_worker()
 
+    def client(self, request: Request) -> str:
+        return client_address(request.scope, self.trusted_proxies)
+
+    def retry_after(self, request: Request) -> int | None:
+        """Seconds this client must wait before another submission, or None."""
+        return self.limiter.retry_after(self.client(request)) if self.limiter else None
+
+    def accepted(self, request: Request, submitted: submissions.Submitted) -> None:
+        """Count an accepted submission against its client (a replayed answer is free)."""
+        if self.limiter and not submitted.replayed:
+            self.limiter.record(self.client(request))
+
 
 async def read_submission(request: Request, intake: Intake) -> ParsedForm:
-    return await parse_form(request, max_file_bytes=intake.settings.max_resume_bytes)
+    return await parse_form(
+        request,
+        max_file_bytes=intake.settings.max_resume_bytes,
+        timeout=intake.settings.body_timeout_seconds,
+    )
 
 
-async def store_submission(form: ParsedForm, intake: Intake) -> leads.Submitted:
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header, if any; 422 when it is not a short printable token."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not (1 <= len(key) <= 150) or not key.isprintable():
+        raise InvalidInput([("Idempotency-Key", "must be 1–150 printable characters")])
+    return f"api:{key}"
+
+
+async def store_submission(
+    form: ParsedForm,
+    intake: Intake,
+    *,
+    key: str | None = None,
+    quarantine_reason: str | None = None,
+) -> submissions.Submitted:
     """Validate everything, then commit lead + resume + events + outbox in one transaction.
 
     Raises InvalidInput (422) listing every failing field, or UnsupportedResume (415) when the
@@ -67,9 +109,19 @@ async def store_submission(form: ParsedForm, intake: Intake) -> leads.Submitted:
             errors.append(("resume", str(exc)))
     if errors or prospect is None or resume is None:
         raise InvalidInput(errors)
+    if quarantine_reason is None and form.fields.get(HONEYPOT, "").strip():
+        quarantine_reason = "the hidden website field was filled"
     loop = asyncio.get_running_loop()
     submitted = await loop.run_in_executor(
-        intake.writer, leads.submit, prospect, resume, intake.settings
+        intake.writer,
+        lambda: submissions.submit(
+            prospect,
+            resume,
+            intake.settings,
+            idempotency_key=key,
+            quarantine_reason=quarantine_reason,
+        ),
     )
-    intake.notify()
+    if not submitted.replayed and quarantine_reason is None:
+        intake.notify()
     return submitted

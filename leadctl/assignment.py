@@ -13,7 +13,7 @@ def choose_attorney(email: str, now: datetime) -> tuple[Attorney | None, str]:
     earlier = (
         Attorney.select()
         .join(Lead, on=(Lead.attorney == Attorney.id))
-        .where((Lead.email == email) & (Attorney.active == True))  # noqa: E712
+        .where((Lead.email == email) & (Attorney.active == True) & (Lead.quarantined == False))  # noqa: E712
         .order_by(Lead.id.desc())
         .first()
     )

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from peewee import (
     Database,
+    InterfaceError,
     OperationalError,
     PostgresqlDatabase,
     Psycopg3Adapter,
@@ -23,12 +24,29 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": 2,  # FULL: a committed lead survives power loss, not only a crash
     "foreign_keys": 1,
-    "busy_timeout": 5000,
     "cache_size": -16000,
 }
 
+
+def _v2_quarantine_idempotency(db: Database) -> None:
+    """Quarantined leads, idempotency keys, shared secrets, and an index for the mail cap."""
+    from peewee import BooleanField, CharField
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import AppSecret, IdempotencyKey
+
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("lead", "quarantined", BooleanField(default=False)),
+        migrator.add_column("lead", "quarantine_reason", CharField(max_length=100, null=True)),
+        migrator.add_index("lead", ("quarantined", "created_at"), False),
+        migrator.add_index("outbox_message", ("purpose", "created_at"), False),
+    )
+    db.create_tables([IdempotencyKey, AppSecret])
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
-MIGRATIONS: dict[int, Callable[[Database], None]] = {}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {2: _v2_quarantine_idempotency}
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -86,10 +104,11 @@ def sqlite_path(url: str) -> str:
     return unquote(url[len("sqlite:///") :])
 
 
-def make_database(url: str) -> Database:
+def make_database(url: str, busy_timeout_ms: int = 5000) -> Database:
     """A peewee database for the URL, not yet connected."""
     if url.startswith("sqlite:"):
-        return SqliteDatabase(sqlite_path(url), pragmas=SQLITE_PRAGMAS, timeout=5)
+        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": busy_timeout_ms}
+        return SqliteDatabase(sqlite_path(url), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
     if url.startswith(("postgresql:", "postgres:")):
         parts = urlsplit(url)
         params: dict[str, Any] = {}
@@ -111,9 +130,9 @@ def make_database(url: str) -> Database:
     )
 
 
-def bind(url: str) -> Database:
+def bind(url: str, busy_timeout_ms: int = 5000) -> Database:
     """Make the database for the URL the one every model uses."""
-    db = make_database(url)
+    db = make_database(url, busy_timeout_ms)
     database.initialize(db)
     return db
 
@@ -135,7 +154,7 @@ def write_transaction() -> Iterator[None]:
     try:
         with ctx:
             yield
-    except OperationalError as exc:
+    except (OperationalError, InterfaceError) as exc:
         raise StorageUnavailable(f"the database cannot take writes right now ({exc})") from exc
 
 

@@ -1,36 +1,20 @@
-"""Lead operations: intake in one transaction, look-ups, listing, state changes, assignment."""
+"""Lead operations: look-ups, listing, state changes, notes and assignment."""
 
 from __future__ import annotations
 
-import secrets
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from peewee import JOIN, IntegrityError, fn
+from peewee import JOIN, fn
 
-from leadctl.assignment import choose_attorney
 from leadctl.db import is_sqlite, write_transaction
 from leadctl.errors import InvalidInput, LeadctlError, NotFound
 from leadctl.models import Attorney, Event, Lead, Resume
-from leadctl.settings import Settings
 from leadctl.states import Action, State, target_state
 from leadctl.timeutil import iso, utcnow
-
-if TYPE_CHECKING:
-    from leadctl.resumes import CheckedResume
-    from leadctl.validation import Prospect
-
-# Crockford-style alphabet without 0/O, 1/I/L and U: easy to read out on the phone.
-_REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_reference() -> str:
-    """A short, non-sequential public code like `K7QF-M2XD` (about 2^39 possibilities)."""
-    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-    return f"{chars[:4]}-{chars[4:]}"
 
 
 def fold(text: str) -> str:
@@ -39,103 +23,19 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
-@dataclass(frozen=True)
-class Submitted:
-    lead: Lead
-    attorney: Attorney | None
-    message_ids: list[int]
-
-
-def submit(prospect: Prospect, resume: CheckedResume, settings: Settings) -> Submitted:
-    """Store the lead, its resume, its events and its two emails in ONE transaction.
-
-    Either all of it is committed or none of it is: there is never a lead without its resume
-    or a message without its lead.
-    """
-    now = utcnow()
-    with write_transaction():
-        lead = _insert_lead(prospect, now)
-        Resume.create(
-            lead=lead,
-            filename=resume.filename,
-            content_type=resume.content_type,
-            size=resume.size,
-            sha256=resume.sha256,
-            data=resume.data,
-        )
-        attorney, reason = choose_attorney(prospect.email, now)
-        if attorney is not None:
-            Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
-            lead.attorney = attorney
-        Event.create(
-            lead=lead,
-            at=now,
-            actor="prospect",
-            kind="submitted",
-            details={"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
-        )
-        Event.create(
-            lead=lead,
-            at=now,
-            actor="system",
-            kind="assigned",
-            details={"attorney": attorney.email if attorney else None, "reason": reason},
-        )
-        ids = _enqueue_intake_mail(lead, resume, attorney, settings, now)
-    return Submitted(lead, attorney, ids)
-
-
-def _insert_lead(prospect: Prospect, now: datetime) -> Lead:
-    for _ in range(5):
-        try:
-            with Lead._meta.database.atomic():  # a savepoint: a clash retries, the rest survives
-                return Lead.create(
-                    reference=new_reference(),
-                    first_name=prospect.first_name,
-                    last_name=prospect.last_name,
-                    email=prospect.email,
-                    search_key=fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
-                    state=State.PENDING,
-                    created_at=now,
-                    updated_at=now,
-                )
-        except IntegrityError:
-            continue
-    raise LeadctlError("could not allocate a unique reference; try again")
-
-
-def _enqueue_intake_mail(
-    lead: Lead, resume: CheckedResume, attorney: Attorney | None, settings: Settings, now: datetime
-) -> list[int]:
-    from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
-
-    confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
-    notify = messages.notification(
-        lead_id=lead.id,
-        reference=lead.reference,
-        first_name=lead.first_name,
-        last_name=lead.last_name,
-        email=lead.email,
-        submitted_at=now,
-        resume_name=resume.filename,
-        resume_size=resume.size,
-        recipient=attorney.email if attorney else settings.intake_email,
-        assigned=attorney is not None,
-    )
-    return [
-        outbox.enqueue(confirm, settings=settings, purpose="confirmation", lead=lead, now=now).id,
-        outbox.enqueue(notify, settings=settings, purpose="notification", lead=lead, now=now).id,
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading
 
 
-def find(ident: str | int) -> Lead:
-    """The lead by integer id or by reference (case-insensitive, dash optional)."""
+def find(ident: str | int, *, include_quarantined: bool = False) -> Lead:
+    """The lead by integer id or by reference (case-insensitive, dash optional).
+
+    Quarantined leads (suspected spam) are found only when asked for.
+    """
     text = str(ident).strip()
     query = Lead.select(Lead, Attorney).join(Attorney, JOIN.LEFT_OUTER)
+    if not include_quarantined:
+        query = query.where(Lead.quarantined == False)  # noqa: E712
     if text.isdigit():
         lead = query.where(Lead.id == int(text)).first()
     else:
@@ -188,6 +88,15 @@ def detail_dict(lead: Lead) -> dict[str, Any]:
     data["events"] = [
         {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in events
     ]
+    # A returning prospect: their earlier leads, so the attorney sees the whole story.
+    data["earlier_leads"] = [
+        row.id
+        for row in Lead.select(Lead.id)
+        .where((Lead.email == lead.email) & (Lead.id < lead.id) & (Lead.quarantined == False))  # noqa: E712
+        .order_by(Lead.id)
+    ]
+    data["quarantined"] = bool(lead.quarantined)
+    data["quarantine_reason"] = lead.quarantine_reason
     return data
 
 
@@ -210,10 +119,15 @@ class LeadQuery:
     overdue: timedelta | None = None
     before_id: int | None = None
     limit: int | None = 50
+    quarantined: bool = False  # True lists only suspected spam; False (normal) never shows it
 
 
 def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-untyped-def]
-    query = Lead.select(Lead, Attorney).join(Attorney, JOIN.LEFT_OUTER)
+    query = (
+        Lead.select(Lead, Attorney)
+        .join(Attorney, JOIN.LEFT_OUTER)
+        .where(Lead.quarantined == q.quarantined)
+    )
     if q.state is not None:
         query = query.where(Lead.state == q.state)
     if q.attorney is not None:

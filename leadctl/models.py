@@ -91,6 +91,12 @@ class Lead(BaseModel):
     updated_at = UtcDateTimeField()
     reached_out_at = UtcDateTimeField(null=True)
     reached_out_by = CharField(max_length=320, null=True)
+    # Suspected spam (honeypot, form sent back too fast): kept apart, outside every list.
+    quarantined = BooleanField(default=False)
+    quarantine_reason = CharField(max_length=100, null=True)
+
+    class Meta:
+        indexes = ((("quarantined", "created_at"), False),)
 
 
 class Resume(BaseModel):
@@ -130,7 +136,27 @@ class OutboxMessage(BaseModel):
     sent_at = UtcDateTimeField(null=True)
 
     class Meta:
-        indexes = ((("status", "next_attempt_at"), False),)
+        indexes = (
+            (("status", "next_attempt_at"), False),
+            (("purpose", "created_at"), False),
+        )
+
+
+class IdempotencyKey(BaseModel):
+    """A submission's `Idempotency-Key` (or form token) and the answer it got, kept 24 hours."""
+
+    key = CharField(max_length=200, primary_key=True)
+    body_hash = CharField(max_length=64)
+    lead = ForeignKeyField(Lead, on_delete="CASCADE")
+    lead_id: int
+    created_at = UtcDateTimeField(index=True)
+
+
+class AppSecret(BaseModel):
+    """Server-side secrets shared by every process (the form-token signing key)."""
+
+    name = CharField(max_length=50, primary_key=True)
+    value = CharField(max_length=200)
 
 
 class SchemaVersion(BaseModel):
@@ -144,5 +170,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     Resume,
     Event,
     OutboxMessage,
+    IdempotencyKey,
+    AppSecret,
     SchemaVersion,
 ]

@@ -29,6 +29,36 @@ class Settings:
     max_resume_mb: float = _setting(
         "LEADS_MAX_RESUME_MB", 10.0, "Largest resume accepted, in MiB (1 MiB = 1,048,576 bytes)."
     )
+    rate_limit: str = _setting(
+        "LEADS_RATE_LIMIT",
+        "10/minute",
+        "Accepted submissions per client, e.g. `10/minute`, `100/hour`; `off` disables.",
+    )
+    trusted_proxies: str = _setting(
+        "LEADS_TRUSTED_PROXIES",
+        "",
+        "Comma-separated proxy addresses (or CIDRs) whose `X-Forwarded-For` names the client.",
+    )
+    confirmations_per_hour: int = _setting(
+        "LEADS_CONFIRMATIONS_PER_HOUR",
+        60,
+        "Most prospect confirmations sent per hour in total (and one per address per hour).",
+    )
+    min_fill_seconds: float = _setting(
+        "LEADS_MIN_FILL_SECONDS",
+        3.0,
+        "An HTML form sent back sooner than this after it was shown is treated as a bot.",
+    )
+    body_timeout_seconds: float = _setting(
+        "LEADS_BODY_TIMEOUT_SECONDS",
+        60.0,
+        "Longest time a client may take to send a submission's body (slow clients get 408).",
+    )
+    sqlite_busy_timeout_ms: int = _setting(
+        "LEADS_SQLITE_BUSY_TIMEOUT_MS",
+        5000,
+        "How long a SQLite write waits for the lock before the request answers 503.",
+    )
     mail_backend: str = _setting(
         "LEADS_MAIL_BACKEND", "file", "How mail leaves: `file` (`.eml` files) or `smtp`."
     )

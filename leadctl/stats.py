@@ -35,8 +35,9 @@ def _summary(durations: list[float]) -> dict[str, Any]:
 
 def compute(since: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    # Leads created since `since`; with no `since`, every lead (id is never NULL).
-    scope = [Lead.created_at >= since] if since is not None else [Lead.id.is_null(False)]
+    scope = [Lead.quarantined == False]  # noqa: E712 - suspected spam is in no count
+    if since is not None:
+        scope.append(Lead.created_at >= since)
     counts = {s.value: 0 for s in State}
     by_state = Lead.select(Lead.state, fn.COUNT(Lead.id)).where(*scope).group_by(Lead.state)
     counts.update(dict(by_state.tuples()))  # type: ignore[arg-type]

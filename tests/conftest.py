@@ -388,7 +388,7 @@ class Seeded(list):  # type: ignore[type-arg]
 @pytest.fixture
 def seeded(cli_env: dict[str, str]) -> Iterator[Seeded]:
     """Two attorneys and three leads (Zoë, Paul, Li) in the CLI's database; yields the leads."""
-    from leadctl import attorneys, leads
+    from leadctl import attorneys, submissions
     from leadctl.resumes import check_resume
     from leadctl.validation import check_prospect
     from tests import samples
@@ -410,7 +410,7 @@ def seeded(cli_env: dict[str, str]) -> Iterator[Seeded]:
         ("Li", "Lei", "li@example.com"),
     ):
         resume = check_resume("cv.pdf", samples.pdf(3000), s.max_resume_bytes)
-        made.append(leads.submit(check_prospect(first, last, email), resume, s).lead)
+        made.append(submissions.submit(check_prospect(first, last, email), resume, s).lead)
     database.obj.close()
     yield made
     database.obj.close()

@@ -145,4 +145,10 @@ def test_db_backup_is_consistent_and_never_overwrites(
 
 def test_db_upgrade_on_a_current_database(cli: Any, seeded: list[Any]) -> None:
     result = cli("db", "upgrade", "--json")
-    assert result.json() == {"from_version": 1, "to_version": 1, "changed": False}
+    from leadctl.db import SCHEMA_VERSION
+
+    assert result.json() == {
+        "from_version": SCHEMA_VERSION,
+        "to_version": SCHEMA_VERSION,
+        "changed": False,
+    }

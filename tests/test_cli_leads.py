@@ -113,7 +113,14 @@ def test_bad_filter_values_are_usage_errors(lead_cli: Any, seeded: list[Any]) ->
 def test_show_json_has_resume_and_history(lead_cli: Any, seeded: list[Any]) -> None:
     result = lead_cli("show", str(seeded[0].id), "--json")
     data = result.json()
-    assert set(data) == LEAD_FIELDS | {"resume", "events"}
+    assert set(data) == LEAD_FIELDS | {
+        "resume",
+        "events",
+        "earlier_leads",
+        "quarantined",
+        "quarantine_reason",
+    }
+    assert (data["earlier_leads"], data["quarantined"]) == ([], False)
     assert data["resume"] == {
         "filename": "cv.pdf",
         "content_type": "application/pdf",

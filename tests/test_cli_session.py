@@ -48,8 +48,8 @@ def test_a_prompted_token_is_read_hidden_on_a_real_terminal(
     server: str, seeded: Any, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     import os
+    import pty
     import select
-    import subprocess
     import sys
     import time
 
@@ -61,38 +61,46 @@ def test_a_prompted_token_is_read_hidden_on_a_real_terminal(
         "PYTHON_KEYRING_BACKEND": "tests.keyrings.MemoryKeyring",
         "PYTHONPATH": str(root),
     }
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "leadctl"), "login", "--server", server],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-    )
-    os.close(slave)
+    # pty.fork makes the terminal the child's controlling tty, as a real login shell would.
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(
+            str(Path(sys.executable).parent / "leadctl"),
+            ["leadctl", "login", "--server", server],
+            env,
+        )
     seen = b""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     sent = False
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
         if not sent and b"API token" in seen:
+            # getpass turns echo off with TCSAFLUSH, discarding input typed before it: a person
+            # types after the prompt is up, so wait a moment as they would.
+            time.sleep(0.5)
             os.write(master, token.encode() + b"\n")
             sent = True
-        if proc.poll() is not None and not ready:
+    for _ in range(100):  # never wait forever on a child that is stuck
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
             break
-    proc.wait(10)
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
     os.close(master)
+    returncode = os.waitstatus_to_exitcode(status)
     text = seen.decode(errors="replace")
-    assert proc.returncode == 0, text
+    assert sent and returncode == 0, text
     assert f"Logged in to {server} as ann@firm.example." in text
     assert token not in text  # typed on a terminal, never echoed
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leadctl import leads, outbox
+from leadctl import outbox, submissions
 from leadctl.errors import LeadctlError
 from leadctl.mailer import FileSender, SmtpSender, build_message, make_sender
 from leadctl.messages import Composed
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.postgres
 
 def _lead(
     settings: Settings, first: str = "Zoë", last: str = "Ñúñez", email: str = "zoe@example.com"
-) -> leads.Submitted:
-    return leads.submit(
+) -> submissions.Submitted:
+    return submissions.submit(
         check_prospect(first, last, email),
         check_resume("Zoë CV.pdf", samples.pdf(4000), settings.max_resume_bytes),
         settings,

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from intake import create_app
-from leadctl import attorneys, leads
+from leadctl import attorneys, submissions
 from leadctl.models import ApiToken
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
@@ -33,7 +33,7 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def _lead(settings: Settings, i: int, filename: str = "cv.pdf") -> Any:
-    return leads.submit(
+    return submissions.submit(
         check_prospect("Zoë", f"Ñúñez{i}", f"p{i}@example.com"),
         check_resume(filename, samples.pdf(1000 + i), settings.max_resume_bytes),
         settings,

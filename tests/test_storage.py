@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from peewee import IntegrityError
 
-from leadctl import attorneys, db, leads
+from leadctl import attorneys, db, leads, submissions
 from leadctl.errors import InvalidTransition, NotFound
 from leadctl.models import Event, Lead, OutboxMessage, Resume, SchemaVersion
 from leadctl.resumes import check_resume
@@ -18,11 +18,11 @@ pytestmark = pytest.mark.postgres
 
 
 def _submit(
-    settings: Settings, email: str = "jane@example.com", first: str = "Jane"
-) -> leads.Submitted:
+    settings: Settings, email: str = "jane@example.com", first: str = "Jane", size: int = 2048
+) -> submissions.Submitted:
     prospect = check_prospect(first, "Doe", email)
-    resume = check_resume("cv.pdf", samples.pdf(), settings.max_resume_bytes)
-    return leads.submit(prospect, resume, settings)
+    resume = check_resume("cv.pdf", samples.pdf(size), settings.max_resume_bytes)
+    return submissions.submit(prospect, resume, settings)
 
 
 def test_a_lead_is_stored_with_resume_events_and_two_messages(core: Settings) -> None:
@@ -78,7 +78,7 @@ def test_round_robin_then_returning_prospect_keeps_their_attorney(core: Settings
     assert first is not None and second is not None and third is not None
     assert {first.email, second.email} == {"ann@firm.example", "bob@firm.example"}
     assert third.email == first.email
-    again = _submit(core, "b@example.com").attorney
+    again = _submit(core, "b@example.com", size=4000).attorney  # days later, a new resume
     assert again is not None and again.email == second.email
     event = Event.select().where(Event.kind == "assigned").order_by(Event.id.desc()).get()
     assert event.details["reason"] == "returning prospect"
@@ -90,7 +90,7 @@ def test_returning_prospect_of_a_deactivated_attorney_goes_round_robin(core: Set
     assert first is not None
     attorneys.add("Bob Roe", "bob@firm.example")
     attorneys.deactivate("ann@firm.example")
-    again = _submit(core, "a@example.com").attorney
+    again = _submit(core, "a@example.com", size=4000).attorney
     assert again is not None and again.email == "bob@firm.example"
 
 

@@ -48,7 +48,7 @@ class Env:
             return
         from leadctl import db
 
-        db.bind(self.settings.database_url)
+        db.bind(self.settings.database_url, self.settings.sqlite_busy_timeout_ms)
         if check_schema:
             db.ensure_schema()
         self._db_open = True

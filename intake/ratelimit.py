@@ -1,0 +1,106 @@
+"""Per-client rate limiting of accepted submissions, with `Retry-After`, in memory per process.
+
+Only accepted submissions count: a refused one (422, 413, 415) costs nothing, so a person
+correcting a typo is never locked out. Each process keeps its own counts (uvicorn --workers N
+allows up to N times the limit): a flood is stopped where it lands, without a shared store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+
+from litestar.types import Scope
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(text: str) -> tuple[int, float] | None:
+    """`10/minute` → (10, 60.0); `off` → None; ValueError names the accepted forms."""
+    text = text.strip().lower()
+    if text in {"off", "none", "0", ""}:
+        return None
+    match = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour|day)s?", text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
+    return int(match.group(1)), float(_PERIODS[match.group(2)])
+
+
+class RateLimiter:
+    """A sliding log per client: at most `limit` accepted submissions in any `period` seconds."""
+
+    def __init__(self, limit: int, period: float, max_clients: int = 100_000) -> None:
+        self.limit = limit
+        self.period = period
+        self.max_clients = max_clients
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str, now: float | None = None) -> int | None:
+        """Seconds until `client` may submit again, or None if it may now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.get(client)
+            if hits is None:
+                return None
+            while hits and hits[0] <= now - self.period:
+                hits.popleft()
+            if len(hits) < self.limit:
+                return None
+            return max(1, math.ceil(hits[0] + self.period - now))
+
+    def record(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.pop(client, None) or deque()
+            hits.append(now)
+            while len(hits) > self.limit:
+                hits.popleft()
+            self._hits[client] = hits  # most recently active last
+            while len(self._hits) > self.max_clients:
+                self._hits.popitem(last=False)  # forget the longest-idle client
+
+
+def parse_proxies(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"LEADS_TRUSTED_PROXIES: {item!r} is not an address or network"
+            ) from None
+    return networks
+
+
+def client_address(
+    scope: Scope, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
+    """Who is asking: the peer, or — only behind a trusted proxy — the X-Forwarded-For client.
+
+    The rightmost address not itself a trusted proxy is taken, so a client cannot pick its own
+    identity by sending an X-Forwarded-For header of its choice.
+    """
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = ""
+    for name, value in scope.get("headers", []):
+        if name == b"x-forwarded-for":
+            forwarded += ("," if forwarded else "") + value.decode("latin-1")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

@@ -1,0 +1,256 @@
+"""Taking a submission into storage: one transaction, idempotent, deduplicated, or quarantined."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from peewee import IntegrityError
+
+from leadctl.assignment import choose_attorney
+from leadctl.db import write_transaction
+from leadctl.errors import Conflict, LeadctlError
+from leadctl.leads import find, fold, lead_dict
+from leadctl.models import AppSecret, Attorney, Event, IdempotencyKey, Lead, OutboxMessage, Resume
+from leadctl.settings import Settings
+from leadctl.states import State
+from leadctl.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from leadctl.resumes import CheckedResume
+    from leadctl.validation import Prospect
+
+# Crockford-style alphabet without 0/O, 1/I/L and U: easy to read out on the phone.
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+DOUBLE_CLICK_WINDOW = timedelta(minutes=10)
+QUARANTINE_KEPT = timedelta(days=30)
+
+
+def new_reference() -> str:
+    """A short, non-sequential public code like `K7QF-M2XD` (about 2^39 possibilities)."""
+    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The stored lead; `replayed` when an earlier identical submission's answer is given again."""
+
+    lead: Lead
+    attorney: Attorney | None
+    replayed: bool = False
+
+
+def body_hash(prospect: Prospect, resume: CheckedResume) -> str:
+    """What makes two submissions "the same body": the normalized fields and the file's hash."""
+    canonical = "\n".join((prospect.first_name, prospect.last_name, prospect.email, resume.sha256))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    prospect: Prospect,
+    resume: CheckedResume,
+    settings: Settings,
+    *,
+    idempotency_key: str | None = None,
+    quarantine_reason: str | None = None,
+) -> Submitted:
+    """Store the lead, its resume, its events and its emails in ONE transaction.
+
+    Either all of it is committed or none of it is: there is never a lead without its resume or a
+    message without its lead. A repeated `idempotency_key` with the same body, or (without a key)
+    the same email and resume within ten minutes, returns the first lead instead of a second one;
+    the same key with another body is a Conflict. A quarantined lead gets no attorney and no mail.
+    """
+    now = utcnow()
+    digest = body_hash(prospect, resume)
+    with write_transaction():
+        earlier = _earlier_answer(idempotency_key, digest, prospect, resume, now)
+        if earlier is not None:
+            return Submitted(earlier, earlier.attorney if earlier.attorney_id else None, True)
+        lead = _insert_lead(prospect, now, quarantine_reason)
+        Resume.create(
+            lead=lead,
+            filename=resume.filename,
+            content_type=resume.content_type,
+            size=resume.size,
+            sha256=resume.sha256,
+            data=resume.data,
+        )
+        Event.create(
+            lead=lead,
+            at=now,
+            actor="prospect",
+            kind="submitted",
+            details={"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
+        )
+        attorney = None
+        if quarantine_reason is not None:
+            Event.create(
+                lead=lead,
+                at=now,
+                actor="system",
+                kind="quarantined",
+                details={"reason": quarantine_reason},
+            )
+        else:
+            attorney = _assign_and_notify(lead, resume.filename, resume.size, settings, now)
+        if idempotency_key is not None:
+            IdempotencyKey.create(key=idempotency_key, body_hash=digest, lead=lead, created_at=now)
+    return Submitted(lead, attorney)
+
+
+def _earlier_answer(
+    key: str | None, digest: str, prospect: Prospect, resume: CheckedResume, now: datetime
+) -> Lead | None:
+    if key is not None:
+        row = IdempotencyKey.get_or_none(
+            (IdempotencyKey.key == key) & (IdempotencyKey.created_at > now - IDEMPOTENCY_WINDOW)
+        )
+        if row is not None:
+            if row.body_hash != digest:
+                raise Conflict("this Idempotency-Key was already used for a different submission")
+            return find(row.lead_id, include_quarantined=True)
+        IdempotencyKey.delete().where(IdempotencyKey.key == key).execute()  # an expired one
+        return None
+    duplicate = (
+        Lead.select(Lead.id)
+        .join(Resume)
+        .where(
+            (Lead.email == prospect.email)
+            & (Lead.created_at > now - DOUBLE_CLICK_WINDOW)
+            & (Resume.sha256 == resume.sha256)
+            & (Lead.first_name == prospect.first_name)
+            & (Lead.last_name == prospect.last_name)
+        )
+        .order_by(Lead.id)
+        .first()
+    )
+    return find(duplicate.id, include_quarantined=True) if duplicate else None
+
+
+def _insert_lead(prospect: Prospect, now: datetime, quarantine_reason: str | None) -> Lead:
+    for _ in range(5):
+        try:
+            with Lead._meta.database.atomic():  # a savepoint: a clash retries, the rest survives
+                return Lead.create(
+                    reference=new_reference(),
+                    first_name=prospect.first_name,
+                    last_name=prospect.last_name,
+                    email=prospect.email,
+                    search_key=fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
+                    state=State.PENDING,
+                    created_at=now,
+                    updated_at=now,
+                    quarantined=quarantine_reason is not None,
+                    quarantine_reason=quarantine_reason,
+                )
+        except IntegrityError:
+            continue
+    raise LeadctlError("could not allocate a unique reference; try again")
+
+
+def _assign_and_notify(
+    lead: Lead, resume_name: str, resume_size: int, settings: Settings, now: datetime
+) -> Attorney | None:
+    """Assign the lead and queue its two emails (inside the caller's transaction)."""
+    from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
+
+    attorney, reason = choose_attorney(lead.email, now)
+    if attorney is not None:
+        Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
+        lead.attorney = attorney
+    Event.create(
+        lead=lead,
+        at=now,
+        actor="system",
+        kind="assigned",
+        details={"attorney": attorney.email if attorney else None, "reason": reason},
+    )
+    skip = _confirmation_cap(lead.email, settings, now)
+    if skip is None:
+        confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
+        outbox.enqueue(confirm, settings=settings, purpose="confirmation", lead=lead, now=now)
+    else:
+        Event.create(
+            lead=lead, at=now, actor="system", kind="confirmation_skipped", details={"reason": skip}
+        )
+    notify = messages.notification(
+        lead_id=lead.id,
+        reference=lead.reference,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        email=lead.email,
+        submitted_at=lead.created_at,
+        resume_name=resume_name,
+        resume_size=resume_size,
+        recipient=attorney.email if attorney else settings.intake_email,
+        assigned=attorney is not None,
+    )
+    outbox.enqueue(notify, settings=settings, purpose="notification", lead=lead, now=now)
+    return attorney
+
+
+def _confirmation_cap(email: str, settings: Settings, now: datetime) -> str | None:
+    """Why no confirmation may go to `email` now, or None: the form must not mail strangers."""
+    recent = OutboxMessage.select().where(
+        (OutboxMessage.purpose == "confirmation")
+        & (OutboxMessage.created_at > now - timedelta(hours=1))
+    )
+    if recent.where(OutboxMessage.recipient == email).exists():
+        return "a confirmation went to this address within the hour"
+    if recent.count() >= settings.confirmations_per_hour:
+        return f"{settings.confirmations_per_hour} confirmations were sent within the hour"
+    return None
+
+
+def release(ident: str | int, actor: str, settings: Settings) -> dict[str, object]:
+    """Turn a quarantined lead into a real one: assigned, emails queued, recorded."""
+    now = utcnow()
+    with write_transaction():
+        lead = find(ident, include_quarantined=True)
+        if not lead.quarantined:
+            raise LeadctlError(f"lead {lead.id} is not quarantined")
+        Lead.update(quarantined=False, quarantine_reason=None, updated_at=now).where(
+            Lead.id == lead.id
+        ).execute()
+        lead.quarantined, lead.updated_at = False, now
+        Event.create(lead=lead, at=now, actor=actor, kind="released", details={})
+        resume = Resume.select(Resume.filename, Resume.size).where(Resume.lead == lead.id).get()
+        _assign_and_notify(lead, resume.filename, resume.size, settings, now)
+    return lead_dict(find(lead.id))
+
+
+def purge_quarantine(older_than: timedelta = QUARANTINE_KEPT, *, dry_run: bool = False) -> int:
+    """Delete quarantined leads (with resumes and history) older than `older_than`."""
+    cutoff = utcnow() - older_than
+    doomed = Lead.select(Lead.id).where((Lead.quarantined == True) & (Lead.created_at < cutoff))  # noqa: E712
+    if dry_run:
+        return doomed.count()
+    with write_transaction():
+        ids = [row.id for row in doomed]
+        for table in (Event, OutboxMessage, IdempotencyKey, Resume):
+            table.delete().where(table.lead.in_(ids)).execute()
+        return Lead.delete().where(Lead.id.in_(ids)).execute() if ids else 0
+
+
+def forget_old_keys(now: datetime | None = None) -> int:
+    """Idempotency keys are kept 24 hours; older ones are deleted here."""
+    cutoff = (now or utcnow()) - IDEMPOTENCY_WINDOW
+    with write_transaction():
+        return IdempotencyKey.delete().where(IdempotencyKey.created_at < cutoff).execute()
+
+
+def shared_secret(name: str) -> bytes:
+    """A random secret every server process shares (kept in the database, made on first use)."""
+    row = AppSecret.get_or_none(AppSecret.name == name)
+    if row is None:
+        with write_transaction():
+            row = AppSecret.get_or_none(AppSecret.name == name)
+            if row is None:
+                row = AppSecret.create(name=name, value=secrets.token_hex(32))
+    return bytes.fromhex(row.value)
