@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from intake.submission import Intake
 from leadctl import attorneys, leads, stats
-from leadctl.errors import AuthError, InvalidInput
+from leadctl.errors import AuthError, Forbidden, InvalidInput
 from leadctl.models import Attorney
 from leadctl.states import Action, parse_state
 from leadctl.states import State as LeadState
@@ -98,11 +98,17 @@ def list_leads(
         str | None, QueryParameter(description="pending longer than, e.g. 24h")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+    quarantined: Annotated[
+        bool, QueryParameter(description="only suspected spam (admins only)")
+    ] = False,
     cursor: Annotated[
         int | None, QueryParameter(ge=1, description="next_cursor of the previous page")
     ] = None,
 ) -> dict[str, Any]:
+    if quarantined and _me(request).role != "admin":
+        raise Forbidden("listing quarantined leads needs an admin")
     query = leads.LeadQuery(
+        quarantined=quarantined,
         state=_parse("state", request.query_params.get("state"), parse_state),
         attorney=attorney or None,
         search=q or None,
@@ -126,7 +132,7 @@ def list_leads(
     summary="One lead with resume metadata and history",
 )
 def show_lead(lead_id: LeadId) -> dict[str, Any]:
-    return leads.detail_dict(leads.find(lead_id))
+    return leads.detail_dict(leads.find(lead_id, include_quarantined=True))
 
 
 def content_disposition(filename: str) -> str:

@@ -30,6 +30,7 @@ _NAMED_AS = {
     "text": {TEXT},
 }
 ACCEPT_HINT = ".pdf,.docx,.doc,.odt,.rtf,.txt"
+MIN_BYTES = 16  # no real document is smaller; a 1-byte "resume" is refused
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _WORD_STREAM = "WordDocument".encode("utf-16-le")
@@ -46,7 +47,20 @@ class CheckedResume:
 
 
 def detect_type(data: bytes) -> str | None:
-    """The MIME type of an accepted document format, decided from content alone; else None."""
+    """The MIME type of an accepted document format, decided from content alone; else None.
+
+    A polyglot — say a PDF that is also a ZIP archive — is refused: it is two files at once,
+    and what it is depends on which program opens it.
+    """
+    if len(data) < MIN_BYTES:
+        return None
+    detected = _detect(data)
+    if detected in (PDF, DOC, RTF, TEXT) and zipfile.is_zipfile(io.BytesIO(data)):
+        return None
+    return detected
+
+
+def _detect(data: bytes) -> str | None:
     head = data[:8]
     if data.startswith(b"%PDF-"):
         return PDF

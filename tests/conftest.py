@@ -91,6 +91,8 @@ def make_settings(tmp_path: Path, url: str | None = None, **overrides: Any) -> S
         "database_url": url or f"sqlite:///{tmp_path}/leads.db",
         "mail_dir": str(tmp_path / "mail"),
         "mail_retry_seconds": 0.05,
+        "rate_limit": "off",  # tests of the limit turn it on
+        "min_fill_seconds": 0.0,  # tests of the form timing turn it on
     }
     base.update(overrides)
     return Settings.from_env({}, **base)
@@ -347,12 +349,15 @@ def submit(
     resume: bytes | None = None,
     filename: str = "cv.pdf",
     content_type: str = "application/pdf",
+    website: str | None = None,
     **kw: Any,
 ) -> Any:
     from tests import samples
 
     files = {"resume": (filename, samples.pdf() if resume is None else resume, content_type)}
     data = {"first_name": first, "last_name": last, "email": email}
+    if website is not None:
+        data["website"] = website
     return client.post("/api/v1/leads", data=data, files=files, **kw)
 
 

@@ -60,3 +60,8 @@ def text() -> bytes:
 
 def zip_not_docx() -> bytes:
     return _zip({"notes.txt": b"hello"})
+
+
+def polyglot() -> bytes:
+    """A PDF with a ZIP archive appended: both readers accept it."""
+    return pdf() + _zip({"payload.html": b"<script>alert(1)</script>"})

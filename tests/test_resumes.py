@@ -87,3 +87,10 @@ def test_sha256_is_of_the_bytes() -> None:
 )
 def test_file_names_are_made_safe(name: str | None, expected: str) -> None:
     assert resumes.safe_filename(name, resumes.TEXT) == expected
+
+
+def test_a_polyglot_and_a_one_byte_file_are_refused() -> None:
+    assert resumes.detect_type(samples.polyglot()) is None
+    assert resumes.detect_type(b"a") is None
+    with pytest.raises(UnsupportedResume):
+        resumes.check_resume("cv.pdf", samples.polyglot(), 1_000_000)

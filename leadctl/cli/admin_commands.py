@@ -403,6 +403,57 @@ def mail_setup(ctx: typer.Context) -> None:
     )
 
 
+# -- quarantine ----------------------------------------------------------------------------------
+
+
+def release(
+    ctx: typer.Context,
+    lead: Annotated[str, typer.Argument(help="Id or reference of a quarantined lead.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Turn a quarantined lead into a real one: assigned, its two emails queued."""
+    from leadctl import submissions
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    data = submissions.release(lead, env.actor, env.settings)
+    out.obj(
+        data,
+        lambda d: f"lead {d['id']} released and assigned to {d['attorney'] or 'the intake inbox'}",
+    )
+
+
+def purge_quarantine(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete quarantined leads older than this.")
+    ] = "30d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them; delete nothing.")] = False,
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete quarantined leads (suspected spam) older than 30 days, with their resumes."""
+    from leadctl import submissions
+    from leadctl.timeutil import parse_duration
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    env.open_database()
+    if not dry_run:
+        _confirm(out, f"Delete quarantined leads older than {older_than}?", yes)
+    count = submissions.purge_quarantine(age, dry_run=dry_run)
+    data = {"deleted": 0 if dry_run else count, "would_delete": count if dry_run else 0}
+    out.obj(
+        data,
+        lambda d: f"would delete {count}" if dry_run else f"deleted {count} quarantined lead(s)",
+    )
+
+
 # -- database ------------------------------------------------------------------------------------
 
 
@@ -464,6 +515,8 @@ def db_upgrade(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("release")(release)
+    app.command("purge-quarantine")(purge_quarantine)
     app.add_typer(attorney_app, name="attorney")
     app.add_typer(token_app, name="token")
     app.add_typer(outbox_app, name="outbox")

@@ -91,7 +91,7 @@ class LocalBackend:
     def show(self, ident: str) -> dict[str, Any]:
         from leadctl import leads
 
-        return leads.detail_dict(leads.find(ident))
+        return leads.detail_dict(leads.find(ident, include_quarantined=True))
 
     def resume(self, ident: str) -> ResumeFile:
         from leadctl import leads

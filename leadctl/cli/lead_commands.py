@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -117,6 +118,10 @@ def list_leads(
     all_: Annotated[
         bool, typer.Option("--all", help="Show every matching lead (no limit).")
     ] = False,
+    quarantined: Annotated[
+        bool,
+        typer.Option("--quarantined", help="Show only suspected spam, kept apart (admins)."),
+    ] = False,
     json_: JsonOpt = False,
     csv_: CsvOpt = False,
     ndjson: NdjsonOpt = False,
@@ -128,6 +133,8 @@ def list_leads(
     query = _query(
         env, backend, state, attorney, mine, search, since, until, overdue, None if all_ else limit
     )
+    if quarantined:
+        query = dataclasses.replace(query, quarantined=True)
     items, total = backend.list_leads(query)
     out.rows(items, LEAD_COLUMNS)
     if out.is_tty and not out.machine:
@@ -156,6 +163,13 @@ def _render_detail(d: dict[str, Any]) -> str:
     ]
     if d.get("reached_out_at"):
         lines.append(f"Reached out:  {d['reached_out_at']} by {d.get('reached_out_by') or '?'}")
+    if d.get("quarantined"):
+        lines.append(f"Quarantined:  {d.get('quarantine_reason') or 'suspected spam'}")
+    if d.get("earlier_leads"):
+        earlier = ", ".join(str(i) for i in d["earlier_leads"])
+        lines.append(
+            f"Returning:    earlier lead{'s' if len(d['earlier_leads']) > 1 else ''} {earlier}"
+        )
     r = d.get("resume")
     if r:
         lines.append(f"Resume:       {r['filename']} ({r['content_type']}, {r['size']:,} bytes)")

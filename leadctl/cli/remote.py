@@ -97,6 +97,8 @@ def _query_params(q: LeadQuery) -> dict[str, str]:
         params["until"] = iso(q.until) or ""
     if q.overdue is not None:
         params["overdue"] = f"{int(q.overdue.total_seconds())}s"
+    if q.quarantined:
+        params["quarantined"] = "true"
     return params
 
 
