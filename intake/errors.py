@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from leadctl import errors as core
 
@@ -23,6 +25,42 @@ STATUS = {
     core.StorageUnavailable: 503,
 }
 RESUME_FIELD = {core.ResumeTooLarge, core.UnsupportedResume}
+
+
+@dataclass
+class ErrorItem:
+    field: str | None
+    message: str
+
+
+@dataclass
+class ErrorBody:
+    """Every error answer: the failing fields (or null) and what is wrong with each."""
+
+    errors: list[ErrorItem]
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "No valid token",
+    403: "Not allowed for this attorney",
+    404: "No such lead",
+    408: "The body took too long to arrive",
+    409: "Conflicts with the stored state",
+    413: "Too large",
+    415: "Unsupported content type or resume type",
+    422: "Invalid fields, each named",
+    429: "Too many submissions; see Retry-After",
+    503: "Storage unavailable; see Retry-After",
+}
+
+
+def documented(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error answers a route can give, all in the ErrorBody shape."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code])
+        for code in codes
+    }
 
 
 def error_body(pairs: list[tuple[str | None, str]]) -> dict[str, list[dict[str, str | None]]]:
@@ -62,7 +100,9 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
     for item in extra:
         if isinstance(item, dict):
             pairs.append((item.get("key"), str(item.get("message", exc.detail))))
-    return error_response(status, pairs or [(None, str(exc.detail))])
+    response = error_response(status, pairs or [(None, str(exc.detail))])
+    response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+    return response
 
 
 def handle_unexpected(_: Request, exc: Exception) -> Response[dict]:

@@ -6,9 +6,19 @@ from dataclasses import dataclass
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 
 from intake import formtoken
-from intake.errors import core_error_pairs, error_response
+from intake.errors import core_error_pairs, documented, error_response
 from intake.form_parser import FormError, ParsedForm
 from intake.pages import confirmation_page, form_page
 from intake.submission import Intake, idempotency_key, read_submission, store_submission
@@ -32,9 +42,49 @@ def _too_many(wait: int) -> Response[dict]:
     return response
 
 
+@dataclass
+class CreateLeadOperation(Operation):
+    """Documents the multipart body, which the handler parses itself (with hard limits)."""
+
+    def __post_init__(self) -> None:
+        text = Schema(type=OpenAPIType.STRING, max_length=100)
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            "first_name": text,
+                            "last_name": text,
+                            "email": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.EMAIL),
+                            "resume": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                            "website": Schema(
+                                type=OpenAPIType.STRING, description="leave empty (spam trap)"
+                            ),
+                        },
+                        required=["first_name", "last_name", "email", "resume"],
+                    )
+                )
+            },
+        )
+        self.parameters = [
+            *(self.parameters or []),
+            OpenAPIParameter(
+                name="Idempotency-Key",
+                param_in="header",
+                required=False,
+                description="a retried submission with the same key gets the first answer",
+                schema=Schema(type=OpenAPIType.STRING, max_length=150),
+            ),
+        ]
+
+
 @post(
     "/leads",
     status_code=201,
+    operation_class=CreateLeadOperation,
+    responses=documented(400, 408, 409, 413, 415, 422, 429, 503),
     summary="Submit a lead",
     description=(
         "multipart/form-data with `first_name`, `last_name`, `email` and the `resume` file. "
@@ -122,7 +172,15 @@ class Health:
     status: str
 
 
-@get("/health", sync_to_thread=True, tags=["public"], summary="Is the database answering?")
+@get(
+    "/health",
+    sync_to_thread=True,
+    tags=["public"],
+    summary="Is the database answering?",
+    responses={
+        503: ResponseSpec(data_container=Health, description="The database does not answer")
+    },
+)
 def health() -> Response[Health]:
     if ping():
         return Response(Health("ok"))

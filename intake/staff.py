@@ -16,6 +16,7 @@ from litestar.openapi.spec import OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from intake.errors import documented
 from intake.submission import Intake
 from leadctl import attorneys, leads, stats
 from leadctl.errors import AuthError, Forbidden, InvalidInput
@@ -41,7 +42,12 @@ async def require_token(connection: ASGIConnection, _handler: BaseRouteHandler) 
 LeadId = Annotated[str, PathParameter(description="the lead's id or its reference")]
 
 # Every staff route: the token guard, the security scheme in OpenAPI, the tag.
-STAFF: dict[str, Any] = {"guards": [require_token], "security": SECURITY, "tags": ["staff"]}
+STAFF: dict[str, Any] = {
+    "guards": [require_token],
+    "security": SECURITY,
+    "tags": ["staff"],
+    "responses": documented(400, 401, 403, 404, 409, 422, 503),
+}
 
 
 def _me(request: Request) -> Attorney:
@@ -102,7 +108,8 @@ def list_leads(
         bool, QueryParameter(description="only suspected spam (admins only)")
     ] = False,
     cursor: Annotated[
-        int | None, QueryParameter(ge=1, description="next_cursor of the previous page")
+        int | None,
+        QueryParameter(ge=1, le=2**53, description="next_cursor of the previous page"),
     ] = None,
 ) -> dict[str, Any]:
     if quarantined and _me(request).role != "admin":

@@ -36,8 +36,9 @@ def find(ident: str | int, *, include_quarantined: bool = False) -> Lead:
     query = Lead.select(Lead, Attorney).join(Attorney, JOIN.LEFT_OUTER)
     if not include_quarantined:
         query = query.where(Lead.quarantined == False)  # noqa: E712
-    if text.isdigit():
-        lead = query.where(Lead.id == int(text)).first()
+    if text.isascii() and text.isdigit():
+        # Beyond 2^53 no lead id exists, and SQLite cannot even take the number.
+        lead = query.where(Lead.id == int(text)).first() if len(text) <= 15 else None
     else:
         ref = text.upper().replace("-", "")
         lead = (

@@ -53,7 +53,10 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
 
 
 def lease_for(settings: Settings) -> timedelta:
-    """How long a claim holds: longer than one send can take (two SMTP timeouts and a margin)."""
+    """How long a claim holds: longer than one send can take (two SMTP timeouts and a margin;
+    writing a file takes milliseconds). A crashed sender's messages come due when it ends."""
+    if settings.mail_backend == "file":
+        return timedelta(seconds=5)
     return timedelta(seconds=2 * settings.smtp_timeout + 5)
 
 
@@ -153,8 +156,9 @@ class DrainResult:
 def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainResult:
     """Claim and send one batch of due messages."""
     result = DrainResult()
-    for msg in claim(batch, lease_for(settings)):
-        if utcnow() + timedelta(seconds=settings.smtp_timeout + 1) > msg.lease_until:
+    lease = lease_for(settings)
+    for msg in claim(batch, lease):
+        if utcnow() + lease / 2 > msg.lease_until:
             # Earlier sends in this batch were slow: the lease may lapse mid-send and another
             # worker could take the message. Leave it; it is claimed afresh once the lease ends.
             continue
