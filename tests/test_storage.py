@@ -172,3 +172,32 @@ def test_schema_is_versioned_and_an_outdated_one_is_refused(
     assert added == ["ran"]
     db.ensure_schema()
     assert SchemaVersion.select().count() == 2
+
+
+def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import AppSecret, IdempotencyKey, database
+
+    made = _submit(core).lead
+    # Turn the fresh database back into what version 1 made.
+    conn = database.obj
+    conn.drop_tables([IdempotencyKey, AppSecret])
+    indexes = {i.name for t in ("lead", "outbox_message") for i in conn.get_indexes(t)}
+    migrator = SchemaMigrator.from_database(conn)
+    migrate(
+        *(migrator.drop_index(t, n) for t, n in (("lead", "lead_quarantined_created_at"), ("outbox_message", "outbox_message_purpose_created_at")) if n in indexes),
+        migrator.drop_column("lead", "quarantined"),
+        migrator.drop_column("lead", "quarantine_reason"),
+    )
+    SchemaVersion.delete().execute()
+    SchemaVersion.create(version=1)
+    with pytest.raises(db.SchemaOutdated, match="version 1"):
+        db.ensure_schema()
+    assert db.upgrade() == (1, db.SCHEMA_VERSION)
+    db.ensure_schema()
+    upgraded = Lead.get_by_id(made.id)
+    assert upgraded.reference == made.reference and upgraded.quarantined is False
+    assert {c.name for c in conn.get_columns("lead")} >= {"quarantined", "quarantine_reason"}
+    assert conn.table_exists("idempotency_key") and conn.table_exists("app_secret")
+    _submit(core, "after@example.com")  # the upgraded database takes new leads
