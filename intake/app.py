@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
@@ -18,6 +17,7 @@ from intake import errors, public
 from intake.ratelimit import RateLimiter, parse_proxies, parse_rate
 from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
+from intake.writer import GroupCommitWriter
 from leadctl import db, submissions
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         rate = parse_rate(settings.rate_limit)
         intake = Intake(
             settings,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer"),
+            GroupCommitWriter(),
             limiter=RateLimiter(*rate) if rate else None,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
             form_secret=submissions.shared_secret("form-token"),
@@ -85,9 +85,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         try:
             yield
         finally:
-            # In-flight submissions commit before we go; then the writer's connection closes.
-            intake.writer.submit(db.close_connection).result()
-            intake.writer.shutdown(wait=True)
+            intake.writer.shutdown(wait=True)  # queued submissions commit before we go
             if worker is not None:
                 worker.stop()
 

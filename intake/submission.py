@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ class Intake:
     """Per-app resources: one writer thread per process keeps SQLite's write lock uncontended."""
 
     settings: Settings
-    writer: ThreadPoolExecutor
+    writer: Executor
     limiter: RateLimiter | None = None
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(
         default_factory=list

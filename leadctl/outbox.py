@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from leadctl.db import close_connection, is_sqlite, write_transaction
 from leadctl.errors import LeadctlError, NotFound
@@ -22,23 +23,24 @@ STATUSES = (PENDING, SENDING, SENT, DEAD)
 BACKOFF_CAP = timedelta(hours=1)
 
 
-def enqueue(
+def message_row(
     composed: Composed, *, settings: Settings, purpose: str, lead: Lead | None, now: datetime
-) -> OutboxMessage:
-    """Write one message row; call inside the transaction of the change that causes it."""
+) -> dict[str, Any]:
+    """One outbox row to insert in the transaction of the change that causes the message."""
     hint = f"{lead.reference}.{purpose}" if lead is not None else purpose
-    return OutboxMessage.create(
-        lead=lead,
-        purpose=purpose,
-        message_id=new_message_id(settings.from_email, hint),
-        recipient=composed.recipient,
-        subject=composed.subject,
-        body_text=composed.text,
-        body_html=composed.html,
-        status=PENDING,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    return {
+        "lead": lead.id if lead is not None else None,
+        "purpose": purpose,
+        "message_id": new_message_id(settings.from_email, hint),
+        "recipient": composed.recipient,
+        "subject": composed.subject,
+        "body_text": composed.text,
+        "body_html": composed.html,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def backoff(attempts: int, base_seconds: float) -> timedelta:

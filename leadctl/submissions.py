@@ -6,9 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
-from peewee import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from leadctl.assignment import choose_attorney
 from leadctl.db import write_transaction
@@ -72,36 +70,41 @@ def submit(
         earlier = _earlier_answer(idempotency_key, digest, prospect, resume, now)
         if earlier is not None:
             return Submitted(earlier, earlier.attorney if earlier.attorney_id else None, True)
-        lead = _insert_lead(prospect, now, quarantine_reason)
-        Resume.create(
-            lead=lead,
+        # Bulk statements, not Model.create: this runs once per submission on the one writer.
+        attorney, reason = (None, "") if quarantine_reason else choose_attorney(prospect.email, now)
+        lead = _insert_lead(prospect, attorney, now, quarantine_reason)
+        Resume.insert(
+            lead=lead.id,
             filename=resume.filename,
             content_type=resume.content_type,
             size=resume.size,
             sha256=resume.sha256,
             data=resume.data,
+        ).execute()
+        submitted = _event(
+            lead,
+            now,
+            "prospect",
+            "submitted",
+            {"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
         )
-        Event.create(
-            lead=lead,
-            at=now,
-            actor="prospect",
-            kind="submitted",
-            details={"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
-        )
-        attorney = None
         if quarantine_reason is not None:
-            Event.create(
-                lead=lead,
-                at=now,
-                actor="system",
-                kind="quarantined",
-                details={"reason": quarantine_reason},
-            )
+            quarantined = _event(lead, now, "system", "quarantined", {"reason": quarantine_reason})
+            Event.insert_many([submitted, quarantined]).execute()
         else:
-            attorney = _assign_and_notify(lead, resume.filename, resume.size, settings, now)
+            Event.insert_many([submitted]).execute()
+            _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
         if idempotency_key is not None:
-            IdempotencyKey.create(key=idempotency_key, body_hash=digest, lead=lead, created_at=now)
+            IdempotencyKey.insert(
+                key=idempotency_key, body_hash=digest, lead=lead.id, created_at=now
+            ).execute()
     return Submitted(lead, attorney)
+
+
+def _event(
+    lead: Lead, at: datetime, actor: str, kind: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {"lead": lead.id, "at": at, "actor": actor, "kind": kind, "details": details}
 
 
 def _earlier_answer(
@@ -133,52 +136,58 @@ def _earlier_answer(
     return find(duplicate.id, include_quarantined=True) if duplicate else None
 
 
-def _insert_lead(prospect: Prospect, now: datetime, quarantine_reason: str | None) -> Lead:
-    for _ in range(5):
-        try:
-            with Lead._meta.database.atomic():  # a savepoint: a clash retries, the rest survives
-                return Lead.create(
-                    reference=new_reference(),
-                    first_name=prospect.first_name,
-                    last_name=prospect.last_name,
-                    email=prospect.email,
-                    search_key=fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
-                    state=State.PENDING,
-                    created_at=now,
-                    updated_at=now,
-                    quarantined=quarantine_reason is not None,
-                    quarantine_reason=quarantine_reason,
-                )
-        except IntegrityError:
-            continue
-    raise LeadctlError("could not allocate a unique reference; try again")
+def _insert_lead(
+    prospect: Prospect, attorney: Attorney | None, now: datetime, quarantine_reason: str | None
+) -> Lead:
+    fields: dict[str, Any] = {
+        "reference": new_reference(),  # 30^8 codes: a clash fails the insert, never corrupts
+        "first_name": prospect.first_name,
+        "last_name": prospect.last_name,
+        "email": prospect.email,
+        "search_key": fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
+        "state": State.PENDING.value,
+        "attorney": attorney,
+        "created_at": now,
+        "updated_at": now,
+        "quarantined": quarantine_reason is not None,
+        "quarantine_reason": quarantine_reason,
+    }
+    lead_id = Lead.insert(**fields).execute()
+    return Lead(id=lead_id, **fields)
 
 
-def _assign_and_notify(
-    lead: Lead, resume_name: str, resume_size: int, settings: Settings, now: datetime
-) -> Attorney | None:
-    """Assign the lead and queue its two emails (inside the caller's transaction)."""
+def _notify(
+    lead: Lead,
+    attorney: Attorney | None,
+    reason: str,
+    resume_name: str,
+    resume_size: int,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Record the assignment and queue the two emails (inside the caller's transaction)."""
     from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
 
-    attorney, reason = choose_attorney(lead.email, now)
-    if attorney is not None:
-        Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
-        lead.attorney = attorney
-    Event.create(
-        lead=lead,
-        at=now,
-        actor="system",
-        kind="assigned",
-        details={"attorney": attorney.email if attorney else None, "reason": reason},
-    )
+    events = [
+        _event(
+            lead,
+            now,
+            "system",
+            "assigned",
+            {"attorney": attorney.email if attorney else None, "reason": reason},
+        )
+    ]
+    rows = []
     skip = _confirmation_cap(lead.email, settings, now)
     if skip is None:
         confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
-        outbox.enqueue(confirm, settings=settings, purpose="confirmation", lead=lead, now=now)
-    else:
-        Event.create(
-            lead=lead, at=now, actor="system", kind="confirmation_skipped", details={"reason": skip}
+        rows.append(
+            outbox.message_row(
+                confirm, settings=settings, purpose="confirmation", lead=lead, now=now
+            )
         )
+    else:
+        events.append(_event(lead, now, "system", "confirmation_skipped", {"reason": skip}))
     notify = messages.notification(
         lead_id=lead.id,
         reference=lead.reference,
@@ -191,20 +200,36 @@ def _assign_and_notify(
         recipient=attorney.email if attorney else settings.intake_email,
         assigned=attorney is not None,
     )
-    outbox.enqueue(notify, settings=settings, purpose="notification", lead=lead, now=now)
-    return attorney
+    rows.append(
+        outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
+    )
+    Event.insert_many(events).execute()
+    OutboxMessage.insert_many(rows).execute()
 
 
 def _confirmation_cap(email: str, settings: Settings, now: datetime) -> str | None:
     """Why no confirmation may go to `email` now, or None: the form must not mail strangers."""
-    recent = OutboxMessage.select().where(
-        (OutboxMessage.purpose == "confirmation")
-        & (OutboxMessage.created_at > now - timedelta(hours=1))
+    hour_ago = now - timedelta(hours=1)
+    to_this_address = (
+        OutboxMessage.select(OutboxMessage.id)
+        .join(Lead)
+        .where(
+            (Lead.email == email)  # through the index on lead.email: a few rows at most
+            & (Lead.created_at > hour_ago)
+            & (OutboxMessage.purpose == "confirmation")
+            & (OutboxMessage.recipient == email)
+        )
     )
-    if recent.where(OutboxMessage.recipient == email).exists():
+    if to_this_address.exists():
         return "a confirmation went to this address within the hour"
-    if recent.count() >= settings.confirmations_per_hour:
-        return f"{settings.confirmations_per_hour} confirmations were sent within the hour"
+    cap = settings.confirmations_per_hour
+    recent = (
+        OutboxMessage.select(OutboxMessage.id)
+        .where((OutboxMessage.purpose == "confirmation") & (OutboxMessage.created_at > hour_ago))
+        .limit(cap)  # counting stops at the cap: bounded work whatever the traffic
+    )
+    if recent.count() >= cap:
+        return f"{cap} confirmations were sent within the hour"
     return None
 
 
@@ -220,8 +245,10 @@ def release(ident: str | int, actor: str, settings: Settings) -> dict[str, objec
         ).execute()
         lead.quarantined, lead.updated_at = False, now
         Event.create(lead=lead, at=now, actor=actor, kind="released", details={})
+        attorney, reason = choose_attorney(lead.email, now)
+        Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
         resume = Resume.select(Resume.filename, Resume.size).where(Resume.lead == lead.id).get()
-        _assign_and_notify(lead, resume.filename, resume.size, settings, now)
+        _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
     return lead_dict(find(lead.id))
 
 

@@ -48,15 +48,14 @@ def test_a_lead_is_stored_with_resume_events_and_two_messages(core: Settings) ->
     assert lead.reference in messages[0].body_text
 
 
-def test_lead_and_resume_are_all_or_nothing(
-    core: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def failing_create(**_: object) -> None:
-        raise IntegrityError("simulated failure writing the resume")
+def test_lead_and_resume_are_all_or_nothing(core: Settings) -> None:
+    import dataclasses
 
-    monkeypatch.setattr(Resume, "create", failing_create)
+    prospect = check_prospect("Jane", "Doe", "jane@example.com")
+    resume = check_resume("cv.pdf", samples.pdf(), core.max_resume_bytes)
+    broken = dataclasses.replace(resume, data=None)  # the database refuses the resume row
     with pytest.raises(IntegrityError):
-        _submit(core)
+        submissions.submit(prospect, broken, core)  # type: ignore[arg-type]
     assert Lead.select().count() == 0
     assert Event.select().count() == 0
     assert OutboxMessage.select().count() == 0
@@ -186,7 +185,14 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
     indexes = {i.name for t in ("lead", "outbox_message") for i in conn.get_indexes(t)}
     migrator = SchemaMigrator.from_database(conn)
     migrate(
-        *(migrator.drop_index(t, n) for t, n in (("lead", "lead_quarantined_created_at"), ("outbox_message", "outbox_message_purpose_created_at")) if n in indexes),
+        *(
+            migrator.drop_index(t, n)
+            for t, n in (
+                ("lead", "lead_quarantined_created_at"),
+                ("outbox_message", "outbox_message_purpose_created_at"),
+            )
+            if n in indexes
+        ),
         migrator.drop_column("lead", "quarantined"),
         migrator.drop_column("lead", "quarantine_reason"),
     )

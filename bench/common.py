@@ -1,0 +1,67 @@
+"""Helpers the benchmark scripts share: a server under test, a free port, a PDF, percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def pdf(size: int) -> bytes:
+    head, tail = b"%PDF-1.4\n", b"\n%%EOF\n"
+    return head + b"%" + b"x" * (size - len(head) - len(tail) - 2) + b"\n" + tail
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+@contextlib.contextmanager
+def server(workers: int = 1, **env: str) -> Iterator[tuple[str, Path]]:
+    """`leadctl serve` on a fresh SQLite database in a temporary folder; yields (url, folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="leadctl-bench-", dir=os.environ.get("BENCH_TMP")))
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "LEADS_DATABASE_URL": f"sqlite:///{folder / 'leads.db'}",
+        "LEADS_MAIL_DIR": str(folder / "mail"),
+        "LEADS_RATE_LIMIT": "off",
+        "LEADS_CONFIRMATIONS_PER_HOUR": "1000000000",
+        **env,
+    }
+    with (folder / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "leadctl"), "serve", "--port", str(port), "--workers", str(workers)],
+            cwd=folder,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield url, folder
+    finally:
+        proc.terminate()
+        proc.wait(30)
