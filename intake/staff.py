@@ -104,6 +104,9 @@ def list_leads(
         str | None, QueryParameter(description="pending longer than, e.g. 24h")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+    total: Annotated[
+        bool, QueryParameter(description="also count every match (a scan on a big database)")
+    ] = False,
     quarantined: Annotated[
         bool, QueryParameter(description="only suspected spam (admins only)")
     ] = False,
@@ -128,8 +131,11 @@ def list_leads(
     rows = [leads.lead_dict(lead) for lead in leads.iter_leads(query)]
     more = len(rows) > limit
     items = rows[:limit]
-    total = leads.count(query)
-    return {"items": items, "next_cursor": str(items[-1]["id"]) if more else None, "total": total}
+    return {
+        "items": items,
+        "next_cursor": str(items[-1]["id"]) if more else None,
+        "total": leads.count(query) if total else None,
+    }
 
 
 @get(

@@ -39,7 +39,7 @@ def _v2_quarantine_idempotency(db: Database) -> None:
     migrate(
         migrator.add_column("lead", "quarantined", BooleanField(default=False)),
         migrator.add_column("lead", "quarantine_reason", CharField(max_length=100, null=True)),
-        migrator.add_index("lead", ("quarantined", "created_at"), False),
+        migrator.add_index("lead", ("quarantined", "id"), False),
         migrator.add_index("outbox_message", ("purpose", "created_at"), False),
     )
     db.create_tables([IdempotencyKey, AppSecret])

@@ -96,7 +96,8 @@ class Lead(BaseModel):
     quarantine_reason = CharField(max_length=100, null=True)
 
     class Meta:
-        indexes = ((("quarantined", "created_at"), False),)
+        # (quarantined, id): "newest first" walks this index backwards and stops at the limit.
+        indexes = ((("quarantined", "id"), False),)
 
 
 class Resume(BaseModel):

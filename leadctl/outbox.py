@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,18 +105,28 @@ def _record(msg: OutboxMessage, kind: str, details: dict[str, object], now: date
         Event.create(lead=msg.lead_id, at=now, actor="system", kind=kind, details=details)
 
 
-def mark_sent(msg: OutboxMessage, now: datetime | None = None) -> None:
+def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> None:
+    """Record deliveries, several in one transaction (one fsync for the lot)."""
+    if not messages:
+        return
     now = now or utcnow()
     with write_transaction():
         OutboxMessage.update(status=SENT, sent_at=now, lease_until=None, last_error=None).where(
-            OutboxMessage.id == msg.id
+            OutboxMessage.id.in_([m.id for m in messages])
         ).execute()
-        _record(
-            msg,
-            "email_sent",
-            {"message_id": msg.message_id, "to": msg.recipient, "purpose": msg.purpose},
-            now,
-        )
+        events = [
+            {
+                "lead": m.lead_id,
+                "at": now,
+                "actor": "system",
+                "kind": "email_sent",
+                "details": {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
+            }
+            for m in messages
+            if m.lead_id is not None
+        ]
+        if events:
+            Event.insert_many(events).execute()
 
 
 def mark_failed(
@@ -155,10 +166,19 @@ class DrainResult:
     errors: list[str] = field(default_factory=list)
 
 
+FLUSH_SECONDS = 1.0  # how long a delivery may wait to be recorded with others
+
+
 def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainResult:
-    """Claim and send one batch of due messages."""
+    """Claim and send one batch of due messages.
+
+    Deliveries are recorded together, at most FLUSH_SECONDS after the first of them: a crash in
+    between sends those few again (delivery is at least once), never loses one.
+    """
     result = DrainResult()
     lease = lease_for(settings)
+    delivered: list[OutboxMessage] = []
+    first_unrecorded = 0.0
     for msg in claim(batch, lease):
         if utcnow() + lease / 2 > msg.lease_until:
             # Earlier sends in this batch were slow: the lease may lapse mid-send and another
@@ -180,9 +200,15 @@ def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainRes
                 exc,
             )
             continue
-        mark_sent(msg)
-        result.sent += 1
         log.info("mail sent purpose=%s lead=%s attempt=%d", msg.purpose, msg.lead_id, msg.attempts)
+        if not delivered:
+            first_unrecorded = time.monotonic()
+        delivered.append(msg)
+        result.sent += 1
+        if time.monotonic() - first_unrecorded > FLUSH_SECONDS:
+            mark_sent(delivered)
+            delivered = []
+    mark_sent(delivered)
     return result
 
 

@@ -8,8 +8,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, fn
+from peewee import JOIN, SQL, Case, fn
 
+from leadctl.db import is_sqlite
 from leadctl.models import Attorney, Lead
 from leadctl.states import State
 from leadctl.timeutil import iso, utcnow
@@ -46,26 +47,38 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
         .where(*scope, Lead.state == State.PENDING, Lead.created_at < now - OVERDUE_AFTER)
         .count()
     )
-    overall: list[float] = []
-    per: dict[str | None, list[float]] = defaultdict(list)
+    # Aggregates in SQL; only the reached-out leads' durations (plain numbers) come to Python,
+    # where the median and p90 are taken.
     totals: dict[str | None, dict[str, int]] = defaultdict(lambda: {"leads": 0, "pending": 0})
-    rows = (
-        Lead.select(Lead.created_at, Lead.reached_out_at, Lead.state, Attorney.email)
+    pending = fn.SUM(Case(None, [(Lead.state == State.PENDING.value, 1)], 0))
+    per_attorney = (
+        Lead.select(Attorney.email, fn.COUNT(Lead.id), pending)
         .join(Attorney, JOIN.LEFT_OUTER)
         .where(*scope)
+        .group_by(Attorney.email)
+        .tuples()
+    )
+    rows: list[tuple[str | None, int, int | None]] = list(per_attorney)  # type: ignore[arg-type]
+    for email, leads, pending_count in rows:
+        totals[email] = {"leads": int(leads), "pending": int(pending_count or 0)}
+    seconds: Any
+    if is_sqlite():
+        seconds = (fn.julianday(Lead.reached_out_at) - fn.julianday(Lead.created_at)) * 86400.0
+    else:
+        seconds = fn.EXTRACT(SQL("EPOCH FROM (reached_out_at - created_at)"))
+    overall: list[float] = []
+    per: dict[str | None, list[float]] = defaultdict(list)
+    durations = (
+        Lead.select(Attorney.email, seconds)
+        .join(Attorney, JOIN.LEFT_OUTER)
+        .where(*scope, Lead.reached_out_at.is_null(False))
         .tuples()
         .iterator()
     )
-    for created, reached, state, email in rows:
-        totals[email]["leads"] += 1
-        if state == State.PENDING:
-            totals[email]["pending"] += 1
-        if reached is not None:
-            seconds = (
-                Lead.reached_out_at.python_value(reached) - Lead.created_at.python_value(created)
-            ).total_seconds()
-            overall.append(seconds)
-            per[email].append(seconds)
+    for email, duration in durations:
+        value = float(duration)
+        overall.append(value)
+        per[email].append(value)
     attorneys = [
         {"attorney": email, **totals[email], **_summary(per[email])}
         for email in sorted(totals, key=lambda e: (e is None, e or ""))

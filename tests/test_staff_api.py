@@ -101,7 +101,11 @@ def test_the_cursor_stays_correct_while_leads_arrive(api: Any, settings: Setting
     h = _auth(api.tokens["ann"])
     first = api.get("/api/v1/leads", params={"limit": 3}, headers=h).json()
     assert [i["id"] for i in first["items"]] == made[::-1][:3]
-    assert first["total"] == 7
+    assert first["total"] is None
+    assert (
+        api.get("/api/v1/leads", params={"limit": 1, "total": "true"}, headers=h).json()["total"]
+        == 7
+    )
     _lead(settings, 100)  # a newer lead arrives between pages
     second = api.get(
         "/api/v1/leads", params={"limit": 3, "cursor": first["next_cursor"]}, headers=h

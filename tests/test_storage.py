@@ -188,7 +188,7 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
         *(
             migrator.drop_index(t, n)
             for t, n in (
-                ("lead", "lead_quarantined_created_at"),
+                ("lead", "lead_quarantined_id"),
                 ("outbox_message", "outbox_message_purpose_created_at"),
             )
             if n in indexes

@@ -44,7 +44,9 @@ class Change:
 class Backend(Protocol):
     """What the CLI needs; local (database) and remote (staff API) implement it identically."""
 
-    def list_leads(self, query: LeadQuery) -> tuple[list[dict[str, Any]], int]: ...
+    def list_leads(
+        self, query: LeadQuery, with_total: bool = False
+    ) -> tuple[list[dict[str, Any]], int | None]: ...
 
     def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]: ...
 
@@ -73,10 +75,13 @@ class LocalBackend:
     def __init__(self, actor: str) -> None:
         self.actor = actor
 
-    def list_leads(self, query: LeadQuery) -> tuple[list[dict[str, Any]], int]:
+    def list_leads(
+        self, query: LeadQuery, with_total: bool = False
+    ) -> tuple[list[dict[str, Any]], int | None]:
         from leadctl import leads
 
-        return [leads.lead_dict(lead) for lead in leads.iter_leads(query)], leads.count(query)
+        items = [leads.lead_dict(lead) for lead in leads.iter_leads(query)]
+        return items, leads.count(query) if with_total else None
 
     def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
         from leadctl import leads

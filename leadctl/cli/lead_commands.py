@@ -135,9 +135,11 @@ def list_leads(
     )
     if quarantined:
         query = dataclasses.replace(query, quarantined=True)
-    items, total = backend.list_leads(query)
+    # Counting every match costs a scan on a big database: only a person at a terminal sees it.
+    on_terminal = out.is_tty and not out.machine
+    items, total = backend.list_leads(query, with_total=on_terminal)
     out.rows(items, LEAD_COLUMNS)
-    if out.is_tty and not out.machine:
+    if total is not None:
         out.say(f"Showing {len(items):,} of {total:,} lead{'s' if total != 1 else ''}")
 
 

@@ -162,8 +162,10 @@ class RemoteBackend:
         result: dict[str, Any] = self._json("GET", "/api/v1/me")
         return result
 
-    def _pages(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
+    def _pages(self, query: LeadQuery, with_total: bool = False) -> Iterator[dict[str, Any]]:
         params = _query_params(query)
+        if with_total:
+            params["total"] = "true"
         cursor: str | None = None
         remaining = query.limit
         while remaining is None or remaining > 0:
@@ -173,17 +175,20 @@ class RemoteBackend:
                 page_params["cursor"] = cursor
             body = self._json("GET", "/api/v1/leads", params=page_params)
             yield body
+            params.pop("total", None)  # counted once, on the first page
             if remaining is not None:
                 remaining -= len(body["items"])
             cursor = body.get("next_cursor")
             if not cursor:
                 return
 
-    def list_leads(self, query: LeadQuery) -> tuple[list[dict[str, Any]], int]:
+    def list_leads(
+        self, query: LeadQuery, with_total: bool = False
+    ) -> tuple[list[dict[str, Any]], int | None]:
         items: list[dict[str, Any]] = []
-        total = 0
-        for page in self._pages(query):
-            total = page["total"]
+        total = None
+        for page in self._pages(query, with_total):
+            total = page["total"] if total is None else total
             items.extend(page["items"])
         return items, total
 
@@ -192,8 +197,8 @@ class RemoteBackend:
             yield from page["items"]
 
     def count_leads(self, query: LeadQuery) -> int:
-        body = self._json("GET", "/api/v1/leads", params={**_query_params(query), "limit": "1"})
-        return int(body["total"])
+        params = {**_query_params(query), "limit": "1", "total": "true"}
+        return int(self._json("GET", "/api/v1/leads", params=params)["total"])
 
     def show(self, ident: str) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", self._lead_path(ident))
