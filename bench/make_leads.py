@@ -58,6 +58,7 @@ def generate(url: str, count: int, batch: int = 5000, seed: int = 7) -> float:
     attorney_ids = [a.id for a in Attorney.select(Attorney.id)]
     sha = hashlib.sha256(RESUME).hexdigest()
     start_id = (Lead.select(Lead.id).order_by(Lead.id.desc()).scalar() or 0) + 1
+    used = {r for (r,) in Lead.select(Lead.reference).tuples()}
     span = timedelta(days=365)
     for offset in range(0, count, batch):
         n = min(batch, count - offset)
@@ -70,10 +71,14 @@ def generate(url: str, count: int, batch: int = 5000, seed: int = 7) -> float:
             created = now - span + span * ((offset + k) / max(count, 1))
             reached = rng.random() < 0.6
             reached_at = created + timedelta(hours=rng.uniform(0.2, 72)) if reached else None
+            reference = new_reference()
+            while reference in used:  # among a million, random codes do clash now and then
+                reference = new_reference()
+            used.add(reference)
             leads.append(
                 {
                     "id": lead_id,
-                    "reference": new_reference(),
+                    "reference": reference,
                     "first_name": first,
                     "last_name": last,
                     "email": email,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from peewee import IntegrityError
+
 from leadctl.assignment import choose_attorney
 from leadctl.db import write_transaction
 from leadctl.errors import Conflict, LeadctlError
@@ -140,7 +142,6 @@ def _insert_lead(
     prospect: Prospect, attorney: Attorney | None, now: datetime, quarantine_reason: str | None
 ) -> Lead:
     fields: dict[str, Any] = {
-        "reference": new_reference(),  # 30^8 codes: a clash fails the insert, never corrupts
         "first_name": prospect.first_name,
         "last_name": prospect.last_name,
         "email": prospect.email,
@@ -152,8 +153,19 @@ def _insert_lead(
         "quarantined": quarantine_reason is not None,
         "quarantine_reason": quarantine_reason,
     }
-    lead_id = Lead.insert(**fields).execute()
-    return Lead(id=lead_id, **fields)
+    # 30^8 codes: among a million leads a clash is likely somewhere (the birthday bound), so a
+    # taken reference is retried in a savepoint rather than failing the submission.
+    for _ in range(5):
+        fields["reference"] = new_reference()
+        try:
+            with Lead._meta.database.atomic():
+                lead_id = Lead.insert(**fields).execute()
+        except IntegrityError:
+            if Lead.select().where(Lead.reference == fields["reference"]).exists():
+                continue
+            raise
+        return Lead(id=lead_id, **fields)
+    raise LeadctlError("could not allocate a unique reference; try again")
 
 
 def _notify(

@@ -207,3 +207,12 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
     assert {c.name for c in conn.get_columns("lead")} >= {"quarantined", "quarantine_reason"}
     assert conn.table_exists("idempotency_key") and conn.table_exists("app_secret")
     _submit(core, "after@example.com")  # the upgraded database takes new leads
+
+
+def test_a_reference_clash_is_retried_not_failed(core: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _submit(core).lead.reference
+    codes = iter([taken, taken, "ZZZZ-2345"])
+    monkeypatch.setattr(submissions, "new_reference", lambda: next(codes))
+    fresh = _submit(core, "other@example.com").lead
+    assert fresh.reference == "ZZZZ-2345"
+    assert Lead.select().count() == 2 and Resume.select().count() == 2
