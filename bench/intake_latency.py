@@ -10,30 +10,13 @@ outbox rows.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-
-BIN = Path(sys.executable).parent
-
-
-def pdf(size: int) -> bytes:
-    head, tail = b"%PDF-1.4\n", b"\n%%EOF\n"
-    return head + b"%" + b"x" * (size - len(head) - len(tail) - 2) + b"\n" + tail
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from common import pdf, server
 
 
 def measure(url: str, count: int, body: bytes) -> list[float]:
@@ -54,6 +37,16 @@ def measure(url: str, count: int, body: bytes) -> list[float]:
     return latencies
 
 
+def verify(db_file: Path, expected: int) -> str:
+    with sqlite3.connect(db_file) as conn:
+        leads, resumes, messages = (
+            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("lead", "resume", "outbox_message")
+        )
+    ok = (leads, resumes, messages) == (expected, expected, 2 * expected)
+    return f"{leads} leads, {resumes} resumes, {messages} outbox rows for {expected} answers of 201: {'ok' if ok else 'MISMATCH'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
@@ -61,39 +54,13 @@ def main() -> None:
     parser.add_argument("--url")
     args = parser.parse_args()
     body = pdf(args.size)
+    checked = ""
     if args.url:
         latencies = measure(args.url, args.count, body)
-        db_file = None
     else:
-        workdir = Path(tempfile.mkdtemp(prefix="leadctl-bench-"))
-        db_file = workdir / "leads.db"
-        port = free_port()
-        env = {
-            **os.environ,
-            "LEADS_DATABASE_URL": f"sqlite:///{db_file}",
-            "LEADS_MAIL_DIR": str(workdir / "mail"),
-        }
-        log = (workdir / "server.log").open("wb")
-        server = subprocess.Popen(
-            [str(BIN / "leadctl"), "serve", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with server() as (url, folder):
             latencies = measure(url, args.count, body)
-        finally:
-            server.terminate()
-            server.wait()
-            log.close()
+        checked = verify(folder / "leads.db", args.count + 10)
     qs = statistics.quantiles(latencies, n=100)
     print(
         f"{len(latencies)} sequential submissions of a {args.size:,}-byte PDF, one client, keep-alive"
@@ -102,19 +69,8 @@ def main() -> None:
         f"  p50 {statistics.median(latencies):6.2f} ms   p90 {qs[89]:6.2f} ms   p99 {qs[98]:6.2f} ms   "
         f"min {min(latencies):6.2f} ms"
     )
-    if db_file is not None:
-        with sqlite3.connect(db_file) as conn:
-            leads, resumes, messages = (
-                conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("lead", "resume", "outbox_message")
-            )
-        expected = args.count + 10
-        verdict = (
-            "ok" if (leads, resumes, messages) == (expected, expected, 2 * expected) else "MISMATCH"
-        )
-        print(
-            f"  verified: {leads} leads, {resumes} resumes, {messages} outbox rows for {expected} answers of 201: {verdict}"
-        )
+    if checked:
+        print(f"  verified: {checked}")
 
 
 if __name__ == "__main__":

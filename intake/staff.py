@@ -128,7 +128,7 @@ def list_leads(
         before_id=cursor,
         limit=limit + 1,  # one more than asked tells whether there is a next page
     )
-    rows = [leads.lead_dict(lead) for lead in leads.iter_leads(query)]
+    rows = list(leads.iter_lead_dicts(query))
     more = len(rows) > limit
     items = rows[:limit]
     return {

@@ -224,3 +224,34 @@ def test_unknown_route_is_a_json_404(client: TestClient) -> None:  # type: ignor
     response = client.get("/nope")
     assert response.status_code == 404
     assert response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"first": "x" * 10_000}, 422, "first_name"),
+        ({"first": "Jane\r\nBcc: everyone@example.com"}, 422, "first_name"),
+        ({"resume": b"a", "filename": "cv.txt", "content_type": "text/plain"}, 415, "resume"),
+        ({"resume": samples.polyglot()}, 415, "resume"),
+        ({"resume": samples.zip_not_docx(), "filename": "cv.docx"}, 415, "resume"),
+    ],
+)
+def test_hostile_cases(client: TestClient, kwargs: dict, status: int, field: str) -> None:  # type: ignore[type-arg]
+    response = submit(client, **kwargs)
+    assert response.status_code == status
+    assert _fields(response) == [field]
+    assert _nothing_stored()
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "<script>alert(1)</script>.pdf", "..\\..\\boot.ini"]
+)
+def test_hostile_file_names_are_stored_safely_and_shown_escaped(
+    client: TestClient, name: str
+) -> None:  # type: ignore[type-arg]
+    response = submit(client, filename=name, email="h@example.com")
+    assert response.status_code == 201
+    stored = Resume.get().filename
+    assert "/" not in stored and "\\" not in stored and "<" not in stored and ".." not in stored
+    notification = OutboxMessage.get(OutboxMessage.purpose == "notification")
+    assert "<script>" not in notification.body_html and "<script>" not in notification.body_text

@@ -209,7 +209,9 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
     _submit(core, "after@example.com")  # the upgraded database takes new leads
 
 
-def test_a_reference_clash_is_retried_not_failed(core: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reference_clash_is_retried_not_failed(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     taken = _submit(core).lead.reference
     codes = iter([taken, taken, "ZZZZ-2345"])
     monkeypatch.setattr(submissions, "new_reference", lambda: next(codes))

@@ -80,13 +80,13 @@ class LocalBackend:
     ) -> tuple[list[dict[str, Any]], int | None]:
         from leadctl import leads
 
-        items = [leads.lead_dict(lead) for lead in leads.iter_leads(query)]
+        items = list(leads.iter_lead_dicts(query))
         return items, leads.count(query) if with_total else None
 
     def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
         from leadctl import leads
 
-        return (leads.lead_dict(lead) for lead in leads.iter_leads(query))
+        return leads.iter_lead_dicts(query)
 
     def count_leads(self, query: LeadQuery) -> int:
         from leadctl import leads
