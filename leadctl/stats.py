@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, SQL, Case, fn
+from peewee import JOIN, SQL, fn
 
 from leadctl.db import is_sqlite
 from leadctl.models import Attorney, Lead
@@ -39,28 +39,28 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     scope = [Lead.quarantined == False]  # noqa: E712 - suspected spam is in no count
     if since is not None:
         scope.append(Lead.created_at >= since)
+    # One pass counts by attorney and state (giving both the totals by state and per attorney);
+    # only the reached-out leads' durations (plain numbers) come to Python, for median and p90.
     counts = {s.value: 0 for s in State}
-    by_state = Lead.select(Lead.state, fn.COUNT(Lead.id)).where(*scope).group_by(Lead.state)
-    counts.update(dict(by_state.tuples()))  # type: ignore[arg-type]
+    totals: dict[str | None, dict[str, int]] = defaultdict(lambda: {"leads": 0, "pending": 0})
+    grouped = (
+        Lead.select(Lead.attorney, Lead.state, fn.COUNT(Lead.id))
+        .where(*scope)
+        .group_by(Lead.attorney, Lead.state)
+        .tuples()
+    )
+    emails: dict[int, str] = dict(Attorney.select(Attorney.id, Attorney.email).tuples())  # type: ignore[arg-type]
+    rows: list[tuple[int | None, str, int]] = list(grouped)  # type: ignore[arg-type]
+    for attorney_id, state, n in rows:
+        counts[state] = counts.get(state, 0) + n
+        entry = totals[emails.get(attorney_id) if attorney_id is not None else None]
+        entry["leads"] += n
+        entry["pending"] += n if state == State.PENDING else 0
     overdue = (
         Lead.select()
         .where(*scope, Lead.state == State.PENDING, Lead.created_at < now - OVERDUE_AFTER)
         .count()
     )
-    # Aggregates in SQL; only the reached-out leads' durations (plain numbers) come to Python,
-    # where the median and p90 are taken.
-    totals: dict[str | None, dict[str, int]] = defaultdict(lambda: {"leads": 0, "pending": 0})
-    pending = fn.SUM(Case(None, [(Lead.state == State.PENDING.value, 1)], 0))
-    per_attorney = (
-        Lead.select(Attorney.email, fn.COUNT(Lead.id), pending)
-        .join(Attorney, JOIN.LEFT_OUTER)
-        .where(*scope)
-        .group_by(Attorney.email)
-        .tuples()
-    )
-    rows: list[tuple[str | None, int, int | None]] = list(per_attorney)  # type: ignore[arg-type]
-    for email, leads, pending_count in rows:
-        totals[email] = {"leads": int(leads), "pending": int(pending_count or 0)}
     seconds: Any
     if is_sqlite():
         seconds = (fn.julianday(Lead.reached_out_at) - fn.julianday(Lead.created_at)) * 86400.0
