@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         )
         worker = None
         if run_worker:
-            worker = DeliveryWorker(settings, make_sender)
+            worker = DeliveryWorker(settings, make_sender, chores=[submissions.forget_old_keys])
             intake.wake_worker = worker.wake
             worker.start()
         app.state.intake = intake

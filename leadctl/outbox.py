@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -248,10 +249,21 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
 class DeliveryWorker:
     """A background thread that delivers the outbox; `wake()` after a commit sends at once."""
 
-    def __init__(self, settings: Settings, sender_factory, poll_seconds: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        settings: Settings,
+        sender_factory: Callable[[Settings], Sender],
+        poll_seconds: float = 2.0,
+        chores: Sequence[Callable[[], object]] = (),
+        chore_seconds: float = 3600.0,
+    ) -> None:
         self.settings = settings
         self.sender_factory = sender_factory
         self.poll_seconds = poll_seconds
+        # Housekeeping run by this thread now and then (e.g. forgetting old idempotency keys).
+        self.chores = chores
+        self.chore_seconds = chore_seconds
+        self._next_chores = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
@@ -279,6 +291,10 @@ class DeliveryWorker:
                         sender = self.sender_factory(self.settings)
                     result = deliver_due(sender, self.settings)
                     busy = result.sent + result.failed > 0 and not result.failed
+                    if not busy and time.monotonic() >= self._next_chores:
+                        self._next_chores = time.monotonic() + self.chore_seconds
+                        for chore in self.chores:
+                            chore()
                 except Exception:
                     log.exception(
                         "outbox worker pass failed; retrying in %.0f s", self.poll_seconds

@@ -246,3 +246,16 @@ def test_file_backend_writes_one_rfc5322_file_per_message(sqlite_core: Settings)
     msgs = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
     assert all(m["Message-ID"] and m["Date"] and m["From"] == "leads@localhost" for m in msgs)
     assert any(submitted.lead.reference in _parts(m)[0] for m in msgs)
+
+
+def test_the_worker_does_its_chores_when_idle(sqlite_core: Settings) -> None:
+    import threading as _threading
+
+    done = _threading.Event()
+    worker = outbox.DeliveryWorker(sqlite_core, make_sender, poll_seconds=0.05, chores=[done.set])
+    worker.start()
+    try:
+        assert done.wait(5)
+    finally:
+        worker.stop()
+    assert not worker._thread.is_alive()
