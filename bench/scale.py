@@ -54,7 +54,7 @@ def main() -> None:
     print(f"{n:,} leads on {url.split(':')[0]}")
 
     def page(q: leads.LeadQuery) -> int:
-        return len([leads.lead_dict(x) for x in leads.iter_leads(q)])
+        return len(list(leads.iter_lead_dicts(q)))
 
     rows = [
         ("list: 50 newest", lambda: page(leads.LeadQuery())),

@@ -158,11 +158,6 @@ def _ordered(q: LeadQuery, query: Any) -> Any:
     return query.limit(q.limit) if q.limit is not None else query
 
 
-def iter_leads(q: LeadQuery) -> Iterator[Lead]:
-    """Matching leads, newest first (highest id first), after the cursor; streamed, not loaded."""
-    return _ordered(q, _filtered(q)).iterator()
-
-
 _ROW_FIELDS = (
     "id",
     "reference",
@@ -179,8 +174,8 @@ _ROW_FIELDS = (
 
 
 def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
-    """The same rows as `iter_leads` already shaped like `lead_dict`, without building models:
-    what lists and exports stream (a million leads' model objects cost seconds)."""
+    """Matching leads, newest first (highest id first), after the cursor, shaped like
+    `lead_dict` — streamed as plain rows: a million leads' model objects would cost seconds."""
     columns = (
         Lead.id,
         Lead.reference,

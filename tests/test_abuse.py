@@ -111,9 +111,9 @@ def test_a_filled_honeypot_looks_accepted_but_is_quarantined(client: Any) -> Non
     ]
     from leadctl import leads, stats
 
-    assert list(leads.iter_leads(leads.LeadQuery())) == []
+    assert list(leads.iter_lead_dicts(leads.LeadQuery())) == []
     assert stats.compute()["total"] == 0
-    assert [x.id for x in leads.iter_leads(leads.LeadQuery(quarantined=True))] == [lead.id]
+    assert [x["id"] for x in leads.iter_lead_dicts(leads.LeadQuery(quarantined=True))] == [lead.id]
 
 
 def _form_token(page: str) -> str:

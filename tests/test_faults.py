@@ -145,7 +145,9 @@ def test_sigterm_under_load_finishes_in_flight_requests(tmp_path: Path, make_ser
     assert acknowledged <= set(stored)
     assert "Waiting for application shutdown" in server.log.read_text()
     refused = sum(1 for r in results.values() if not isinstance(r, tuple))
-    print(f"\nSIGTERM: {len(acknowledged)} acknowledged, all {len(stored)} stored; {refused} never accepted")
+    print(
+        f"\nSIGTERM: {len(acknowledged)} acknowledged, all {len(stored)} stored; {refused} never accepted"
+    )
 
 
 def test_a_slow_client_is_cut_off_without_starving_others(tmp_path: Path, make_server: Any) -> None:

@@ -142,19 +142,17 @@ def test_find_by_id_or_reference(core: Settings) -> None:
 def test_search_ignores_case_and_accents_and_treats_wildcards_literally(core: Settings) -> None:
     _submit(core, "zoe@example.com", first="Zoë")
     _submit(core, "other@example.com", first="Paul")
-    found = [
-        leads.lead_dict(x)["first_name"] for x in leads.iter_leads(leads.LeadQuery(search="ZOE"))
-    ]
+    found = [x["first_name"] for x in leads.iter_lead_dicts(leads.LeadQuery(search="ZOE"))]
     assert found == ["Zoë"]
-    assert list(leads.iter_leads(leads.LeadQuery(search="%"))) == []
-    assert list(leads.iter_leads(leads.LeadQuery(search="_"))) == []
+    assert list(leads.iter_lead_dicts(leads.LeadQuery(search="%"))) == []
+    assert list(leads.iter_lead_dicts(leads.LeadQuery(search="_"))) == []
 
 
 def test_list_is_newest_first_and_paginates_by_cursor(core: Settings) -> None:
     ids = [_submit(core, f"p{i}@example.com").lead.id for i in range(5)]
-    page = [x.id for x in leads.iter_leads(leads.LeadQuery(limit=2))]
+    page = [x["id"] for x in leads.iter_lead_dicts(leads.LeadQuery(limit=2))]
     assert page == ids[::-1][:2]
-    nxt = [x.id for x in leads.iter_leads(leads.LeadQuery(limit=2, before_id=page[-1]))]
+    nxt = [x["id"] for x in leads.iter_lead_dicts(leads.LeadQuery(limit=2, before_id=page[-1]))]
     assert nxt == ids[::-1][2:4]
 
 
@@ -218,3 +216,16 @@ def test_a_reference_clash_is_retried_not_failed(
     fresh = _submit(core, "other@example.com").lead
     assert fresh.reference == "ZZZZ-2345"
     assert Lead.select().count() == 2 and Resume.select().count() == 2
+
+
+def test_streamed_rows_have_exactly_the_shape_of_one_lead(core: Settings) -> None:
+    from leadctl import attorneys as _attorneys
+
+    _attorneys.add("Ann Lee", "ann@firm.example")
+    for i in range(3):
+        _submit(core, f"p{i}@example.com")
+    leads.change_state(1, leads.Action.REACH_OUT, "ann@firm.example")
+    query = leads.LeadQuery(limit=None)
+    streamed = list(leads.iter_lead_dicts(query))
+    assert len(streamed) == 3
+    assert streamed == [leads.lead_dict(leads.find(row["id"])) for row in streamed]
