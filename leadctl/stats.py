@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, SQL, fn
+from peewee import JOIN, SQL, NodeList, fn
 
 from leadctl.db import is_sqlite
 from leadctl.models import Attorney, Lead
@@ -65,7 +65,7 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     if is_sqlite():
         seconds = (fn.julianday(Lead.reached_out_at) - fn.julianday(Lead.created_at)) * 86400.0
     else:
-        seconds = fn.EXTRACT(SQL("EPOCH FROM (reached_out_at - created_at)"))
+        seconds = fn.EXTRACT(NodeList((SQL("EPOCH FROM"), Lead.reached_out_at - Lead.created_at)))
     overall: list[float] = []
     per: dict[str | None, list[float]] = defaultdict(list)
     durations = (

@@ -229,3 +229,33 @@ def test_streamed_rows_have_exactly_the_shape_of_one_lead(core: Settings) -> Non
     streamed = list(leads.iter_lead_dicts(query))
     assert len(streamed) == 3
     assert streamed == [leads.lead_dict(leads.find(row["id"])) for row in streamed]
+
+
+def test_stats_on_both_databases(core: Settings) -> None:
+    from datetime import timedelta
+
+    from leadctl import attorneys as _attorneys
+    from leadctl import stats
+
+    _attorneys.add("Ann Lee", "ann@firm.example")
+    made = [_submit(core, f"p{i}@example.com").lead for i in range(4)]
+    for lead, hours in zip(made[:3], (1, 2, 10), strict=True):
+        leads.change_state(lead.id, leads.Action.REACH_OUT, "ann@firm.example")
+        row = Lead.get_by_id(lead.id)
+        Lead.update(reached_out_at=row.created_at + timedelta(hours=hours)).where(
+            Lead.id == lead.id
+        ).execute()
+    result = stats.compute()
+    assert result["by_state"] == {"PENDING": 1, "REACHED_OUT": 3}
+    assert result["first_contact"]["median_seconds"] == pytest.approx(7200, abs=1)
+    assert result["first_contact"]["p90_seconds"] == pytest.approx(36000, abs=1)
+    assert result["per_attorney"] == [
+        {
+            "attorney": "ann@firm.example",
+            "leads": 4,
+            "pending": 1,
+            "reached_out": 3,
+            "median_seconds": pytest.approx(7200, abs=1),
+            "p90_seconds": pytest.approx(36000, abs=1),
+        }
+    ]
