@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def test_mine_needs_an_email_identity(cli: Any, seeded: list[Any]) -> None:
     result = cli("list", "--mine", env={"LEADCTL_ACTOR": "ann"})
@@ -28,3 +30,38 @@ def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:
 def test_environment_errors_are_usage_errors(cli: Any) -> None:
     result = cli("list", env={"LEADS_MAX_RESUME_MB": "lots"})
     assert result.code == 2 and "LEADS_MAX_RESUME_MB must be a number" in result.stderr
+
+
+READ_COMMANDS = [
+    ("list",),
+    ("list", "--quarantined"),
+    ("show", "1"),
+    ("stats",),
+    ("export", "--format", "csv"),
+    ("attorney", "list"),
+    ("token", "list"),
+    ("outbox",),
+    ("whoami",),
+    ("db", "upgrade"),
+]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("tty", [False, True], ids=["piped", "terminal"])
+def test_every_read_command_works_piped_and_on_a_terminal(
+    cli: Any, seeded: list[Any], args: tuple[str, ...], tty: bool
+) -> None:
+    result = cli(*args, tty=tty)
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() or args == ("list", "--quarantined")
+    if not tty:
+        assert "\x1b[" not in result.stdout + result.stderr  # piped: no colour, no cursor codes
+    elif args[0] in {"list", "attorney", "token", "outbox"} and result.stdout.strip():
+        assert "\x1b[" in result.stdout  # a coloured table on a terminal
+    if args[0] == "export" and tty:
+        assert "Exporting" in result.stderr  # the progress bar, on stderr only
+    assert "Traceback" not in result.stderr
+    json_result = cli(*args, "--json", tty=tty) if args[0] != "export" else None
+    if json_result is not None:
+        assert json_result.code == 0
+        json_result.json()  # always parseable, terminal or not
