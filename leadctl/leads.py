@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -190,11 +191,27 @@ def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
         Lead.reached_out_by,
     )
     query = _ordered(q, _filtered(q).select(*columns))
-    for row in query.tuples().iterator():
+    times = ("created_at", "updated_at", "reached_out_at")
+    as_utc = Lead.created_at.python_value
+    for row in _stream(query):
         item = dict(zip(_ROW_FIELDS, row, strict=True))
-        for key in ("created_at", "updated_at", "reached_out_at"):
-            item[key] = iso(item[key])
+        for key in times:
+            item[key] = iso(as_utc(item[key]))
         yield item
+
+
+def _stream(query: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows one by one in constant memory. SQLite's cursor streams by itself; psycopg fetches a
+    whole result unless it is a named (server-side) cursor, which lives in a transaction."""
+    db = Lead._meta.database
+    if is_sqlite():
+        yield from query.tuples().iterator()
+        return
+    sql, params = query.sql()
+    with db.atomic(), db.connection().cursor(name=f"leadctl_{uuid.uuid4().hex}") as cursor:
+        cursor.itersize = 2000
+        cursor.execute(sql, params)
+        yield from cursor
 
 
 # ---------------------------------------------------------------------------------------------
