@@ -70,20 +70,23 @@ def main() -> None:
     database.obj.close()
 
     env = {**os.environ, "LEADS_DATABASE_URL": url}
+    target = HERE / "data" / "export.ndjson"
     started = time.perf_counter()
-    proc = subprocess.run(
-        [str(BIN / "leadctl"), "export", "--format", "ndjson"],
+    subprocess.run(
+        [str(BIN / "leadctl"), "export", "--format", "ndjson", "--output", str(target)],
         env=env,
-        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         check=True,
     )
     elapsed = time.perf_counter() - started
-    lines = proc.stdout.count(b"\n")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    size = target.stat().st_size
+    with target.open("rb") as handle:
+        lines = sum(1 for _ in handle)
+    target.unlink()
     print(
         f"  export ndjson: {lines:,} rows in {elapsed:.1f} s = {lines / elapsed:,.0f} rows/s, "
-        f"peak RSS {peak:.0f} MB, {len(proc.stdout) / 1e6:.0f} MB written"
+        f"peak RSS {peak:.0f} MB, {size / 1e6:.0f} MB written"
     )
 
 
