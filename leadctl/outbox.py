@@ -227,7 +227,7 @@ def drain(sender: Sender, settings: Settings) -> DrainResult:
 
 
 def retry(ids: list[int] | None, *, dead: bool) -> int:
-    """Make dead (or named) messages due again now, with a fresh attempt count."""
+    """Make dead (or named pending/dead) messages due again now, with a fresh attempt count."""
     now = utcnow()
     query = OutboxMessage.update(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
     if ids:
@@ -237,7 +237,8 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
         missing = sorted(set(ids) - found)
         if missing:
             raise NotFound(f"no outbox message with id {', '.join(map(str, missing))}")
-        query = query.where(OutboxMessage.id.in_(ids) & (OutboxMessage.status != SENT))
+        # Never a sent message (no accidental second email) nor one a worker holds right now.
+        query = query.where(OutboxMessage.id.in_(ids) & OutboxMessage.status.in_([PENDING, DEAD]))
     elif dead:
         query = query.where(OutboxMessage.status == DEAD)
     else:
