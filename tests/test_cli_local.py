@@ -65,3 +65,10 @@ def test_every_read_command_works_piped_and_on_a_terminal(
     if json_result is not None:
         assert json_result.code == 0
         json_result.json()  # always parseable, terminal or not
+
+
+def test_serve_refuses_bad_settings_in_one_line(cli: Any) -> None:
+    result = cli("serve", env={"LEADS_RATE_LIMIT": "lots"})
+    assert result.code == 2 and result.stderr.startswith("leadctl: error: LEADS_RATE_LIMIT")
+    result = cli("serve", env={"LEADS_TRUSTED_PROXIES": "my-proxy"})
+    assert result.code == 2 and "LEADS_TRUSTED_PROXIES" in result.stderr

@@ -37,7 +37,13 @@ def serve(
     env: Env = ctx.obj
     if env.db_url:
         os.environ["LEADS_DATABASE_URL"] = env.db_url  # worker processes read the environment
-    env.settings  # noqa: B018 - fail now, with a clear message, on a bad setting
+    from intake.ratelimit import parse_proxies, parse_rate
+
+    try:  # fail now, in one line, rather than in the server's start-up log
+        parse_rate(env.settings.rate_limit)
+        parse_proxies(env.settings.trusted_proxies)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     uvicorn.run(
         "intake.asgi:app",
         host=host,
