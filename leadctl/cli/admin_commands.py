@@ -403,9 +403,8 @@ def mail_setup(ctx: typer.Context) -> None:
         raise LeadctlError(
             f"{exc}; set LEADS_SMTP_PASSWORD in the server's environment instead"
         ) from None
-    print(
-        f"Stored the SMTP password for {s.smtp_user} at {s.smtp_host} in the OS keyring.",
-        file=sys.stderr,
+    env.output().say(
+        f"Stored the SMTP password for {s.smtp_user} at {s.smtp_host} in the OS keyring."
     )
 
 

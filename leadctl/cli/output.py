@@ -156,9 +156,6 @@ class Output:
         text = human(data) if human else "\n".join(f"{k}: {_plain(v)}" for k, v in data.items())
         self.stdout.write(text.rstrip("\n") + "\n")
 
-    def rich(self, renderable: Any) -> None:
-        self._console().print(renderable)
-
 
 def _isatty(stream: IO[str]) -> bool:
     try:
