@@ -17,10 +17,22 @@ class FormCheck:
     bot_reason: str | None
 
 
-def issue(secret: bytes, now: float | None = None) -> str:
+def issue(secret: bytes, now: float | None = None, previous: str | None = None) -> str:
+    """A token for a new rendering. Re-shown after an error, the form keeps the time it was
+    first shown (from a valid `previous` token): a person fixing a typo fast is no bot."""
     stamp = int((time.time() if now is None else now) * 1000)
-    payload = f"{stamp}.{secrets.token_urlsafe(12)}"
+    first_shown = _valid_stamp(secret, previous)
+    payload = f"{first_shown if first_shown is not None else stamp}.{secrets.token_urlsafe(12)}"
     return f"{payload}.{_sign(secret, payload)}"
+
+
+def _valid_stamp(secret: bytes, token: str | None) -> int | None:
+    parts = (token or "").split(".")
+    if len(parts) != 3 or not parts[0].isdigit():
+        return None
+    if not hmac.compare_digest(_sign(secret, f"{parts[0]}.{parts[1]}"), parts[2]):
+        return None
+    return int(parts[0])
 
 
 def check(
@@ -28,13 +40,11 @@ def check(
 ) -> FormCheck:
     """A person takes a few seconds to fill the form; a bot posts at once or forges the token."""
     now = time.time() if now is None else now
+    stamp = _valid_stamp(secret, token)
+    if stamp is None:
+        return FormCheck(None, "the form token is missing, malformed or forged")
     parts = (token or "").split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
-        return FormCheck(None, "the form token is missing or malformed")
-    payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_sign(secret, payload), parts[2]):
-        return FormCheck(None, "the form token's signature is wrong")
-    elapsed = now - int(parts[0]) / 1000
+    elapsed = now - stamp / 1000
     if elapsed < min_fill_seconds:
         return FormCheck(
             f"form:{parts[1]}", f"the form came back {max(elapsed, 0):.1f} s after it was shown"

@@ -163,7 +163,8 @@ def _form_again(
     errors: dict[str, str] = {}
     for field, message in pairs:
         errors.setdefault(field, message)
-    page = form_page(formtoken.issue(intake.form_secret), form.fields, errors)
+    token = formtoken.issue(intake.form_secret, previous=form.fields.get("form_token"))
+    page = form_page(token, form.fields, errors)
     return Response(page, status_code=status, media_type=MediaType.HTML)
 
 

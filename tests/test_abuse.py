@@ -246,3 +246,14 @@ def test_confirmations_are_capped_but_attorneys_are_always_notified(settings: Se
         assert skipped.count() == 2
         reasons = sorted(e.details["reason"] for e in skipped)
         assert "within the hour" in reasons[0] and "this address" in reasons[0] + reasons[1]
+
+
+def test_a_form_shown_again_after_an_error_keeps_its_first_render_time(settings: Settings) -> None:
+    with _client(settings.replace(min_fill_seconds=0.5)) as c:
+        token = _form_token(c.get("/").text)
+        time.sleep(0.6)  # the person fills the form
+        again = _post_form(c, token, email="typo")
+        assert again.status_code == 422
+        fixed = _post_form(c, _form_token(again.text))  # and fixes the typo at once
+        assert fixed.status_code == 201
+        assert not Lead.get().quarantined
