@@ -144,8 +144,10 @@ def list_leads(
     sync_to_thread=True,
     summary="One lead with resume metadata and history",
 )
-def show_lead(lead_id: LeadId) -> dict[str, Any]:
-    return leads.detail_dict(leads.find(lead_id, include_quarantined=True))
+def show_lead(request: Request, lead_id: LeadId) -> dict[str, Any]:
+    lead = leads.find(lead_id, include_quarantined=True)
+    _log_reference(request, lead.reference)
+    return leads.detail_dict(lead)
 
 
 def content_disposition(filename: str) -> str:
@@ -161,8 +163,10 @@ def content_disposition(filename: str) -> str:
     summary="The resume file",
     media_type="application/octet-stream",
 )
-def get_resume(lead_id: LeadId) -> Response[bytes]:
-    resume = leads.resume_of(leads.find(lead_id))
+def get_resume(request: Request, lead_id: LeadId) -> Response[bytes]:
+    lead = leads.find(lead_id)
+    _log_reference(request, lead.reference)
+    resume = leads.resume_of(lead)
     return Response(
         bytes(resume.data),
         media_type=resume.content_type,
@@ -190,7 +194,13 @@ class AssignBody:
     attorney: str
 
 
-def _outcome(outcome: leads.Outcome) -> dict[str, Any]:
+def _log_reference(request: Request, reference: str) -> None:
+    """The access log line names the lead a request was about."""
+    request.scope["state"]["lead_reference"] = reference
+
+
+def _outcome(request: Request, outcome: leads.Outcome) -> dict[str, Any]:
+    _log_reference(request, outcome.lead["reference"])
     return {"lead": outcome.lead, "changed": outcome.changed, "message": outcome.message}
 
 
@@ -210,7 +220,7 @@ async def _change(
     outcome = await _write(
         request, leads.change_state, lead_id, action, _me(request).email, body.note
     )
-    return _outcome(outcome)
+    return _outcome(request, outcome)
 
 
 def _dry_run(lead_id: LeadId, action: Action) -> dict[str, Any]:
@@ -242,7 +252,9 @@ async def reopen(
 
 @post("/leads/{lead_id:str}/notes", **STAFF, status_code=200, summary="Add a note to the history")
 async def add_note(request: Request, lead_id: LeadId, data: JSONBody[NoteBody]) -> dict[str, Any]:
-    return _outcome(await _write(request, leads.add_note, lead_id, data.text, _me(request).email))
+    return _outcome(
+        request, await _write(request, leads.add_note, lead_id, data.text, _me(request).email)
+    )
 
 
 @post(
@@ -252,7 +264,9 @@ async def add_note(request: Request, lead_id: LeadId, data: JSONBody[NoteBody]) 
     summary="Assign the lead to an attorney",
 )
 async def assign(request: Request, lead_id: LeadId, data: JSONBody[AssignBody]) -> dict[str, Any]:
-    return _outcome(await _write(request, leads.assign, lead_id, data.attorney, _me(request).email))
+    return _outcome(
+        request, await _write(request, leads.assign, lead_id, data.attorney, _me(request).email)
+    )
 
 
 @get("/me", **STAFF, summary="Who this token belongs to")

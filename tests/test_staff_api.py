@@ -207,3 +207,18 @@ def test_stats_route(api: Any, settings: Settings) -> None:
     _lead(settings, 1)
     body = api.get("/api/v1/stats", headers=_auth(api.tokens["ann"])).json()
     assert body["by_state"] == {"PENDING": 1, "REACHED_OUT": 0}
+
+
+def test_the_access_log_names_the_lead_of_staff_requests(
+    api: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    lead = _lead(settings, 1)
+    caplog.set_level(logging.INFO, logger="intake.access")
+    api.get(f"/api/v1/leads/{lead.id}", headers=_auth(api.tokens["ann"]))
+    api.post(f"/api/v1/leads/{lead.id}/reach-out", headers=_auth(api.tokens["ann"]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "intake.access"]
+    assert any(
+        f"GET /api/v1/leads/{lead.id} 200" in line and f"lead={lead.reference}" in line
+        for line in lines
+    )
+    assert any("reach-out 200" in line and f"lead={lead.reference}" in line for line in lines)
