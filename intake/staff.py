@@ -216,24 +216,12 @@ async def _change(
 ) -> dict[str, Any]:
     body = data or ChangeBody()
     if body.dry_run:
-        return await anyio.to_thread.run_sync(_dry_run, lead_id, action)
+        preview = await anyio.to_thread.run_sync(leads.preview_state, lead_id, action)
+        return _outcome(request, preview)
     outcome = await _write(
         request, leads.change_state, lead_id, action, _me(request).email, body.note
     )
     return _outcome(request, outcome)
-
-
-def _dry_run(lead_id: LeadId, action: Action) -> dict[str, Any]:
-    from leadctl.states import State, target_state
-
-    lead = leads.find(lead_id)
-    target = target_state(action, State(lead.state))
-    message = (
-        f"lead {lead.id} is already {lead.state}"
-        if target is None
-        else f"lead {lead.id} would become {target}"
-    )
-    return {"lead": leads.lead_dict(lead), "changed": target is not None, "message": message}
 
 
 @post("/leads/{lead_id:str}/reach-out", **STAFF, status_code=200, summary="PENDING → REACHED_OUT")

@@ -251,6 +251,15 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
     return Outcome(lead_dict(lead), True, f"lead {lead.id} is now {target}")
 
 
+def preview_state(ident: str | int, action: Action) -> Outcome:
+    """What `change_state` would do, changing nothing (`--dry-run`, the API's `dry_run`)."""
+    lead = find(ident)
+    target = target_state(action, State(lead.state))
+    if target is None:
+        return Outcome(lead_dict(lead), False, f"lead {lead.id} is already {lead.state}")
+    return Outcome(lead_dict(lead), True, f"lead {lead.id} would become {target}")
+
+
 def add_note(ident: str | int, text: str, actor: str) -> Outcome:
     text = text.strip()
     if not text:

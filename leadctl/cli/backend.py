@@ -106,16 +106,11 @@ class LocalBackend:
 
     def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Change:
         from leadctl import leads
-        from leadctl.states import State, target_state
 
         if dry_run:
-            lead = leads.find(ident)
-            target = target_state(action, State(lead.state))
-            data = leads.lead_dict(lead)
-            if target is None:
-                return Change(ident, data, False, f"lead {lead.id} is already {lead.state}")
-            return Change(ident, data, True, f"lead {lead.id} would become {target}")
-        outcome = leads.change_state(ident, action, self.actor, note)
+            outcome = leads.preview_state(ident, action)
+        else:
+            outcome = leads.change_state(ident, action, self.actor, note)
         return Change(ident, outcome.lead, outcome.changed, outcome.message)
 
     def add_note(self, ident: str, text: str) -> Change:
