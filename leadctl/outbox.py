@@ -103,7 +103,7 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
 
 def _record(msg: OutboxMessage, kind: str, details: dict[str, object], now: datetime) -> None:
     if msg.lead_id is not None:
-        Event.create(lead=msg.lead_id, at=now, actor="system", kind=kind, details=details)
+        Event.insert(**Event.row(msg.lead_id, now, "system", kind, details)).execute()
 
 
 def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> None:
@@ -116,13 +116,13 @@ def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> Non
             OutboxMessage.id.in_([m.id for m in messages])
         ).execute()
         events = [
-            {
-                "lead": m.lead_id,
-                "at": now,
-                "actor": "system",
-                "kind": "email_sent",
-                "details": {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
-            }
+            Event.row(
+                m.lead_id,
+                now,
+                "system",
+                "email_sent",
+                {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
+            )
             for m in messages
             if m.lead_id is not None
         ]

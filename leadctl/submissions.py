@@ -83,15 +83,17 @@ def submit(
             sha256=resume.sha256,
             data=resume.data,
         ).execute()
-        submitted = _event(
-            lead,
+        submitted = Event.row(
+            lead.id,
             now,
             "prospect",
             "submitted",
             {"resume": resume.filename, "size": resume.size, "sha256": resume.sha256},
         )
         if quarantine_reason is not None:
-            quarantined = _event(lead, now, "system", "quarantined", {"reason": quarantine_reason})
+            quarantined = Event.row(
+                lead.id, now, "system", "quarantined", {"reason": quarantine_reason}
+            )
             Event.insert_many([submitted, quarantined]).execute()
         else:
             Event.insert_many([submitted]).execute()
@@ -101,12 +103,6 @@ def submit(
                 key=idempotency_key, body_hash=digest, lead=lead.id, created_at=now
             ).execute()
     return Submitted(lead, attorney)
-
-
-def _event(
-    lead: Lead, at: datetime, actor: str, kind: str, details: dict[str, Any]
-) -> dict[str, Any]:
-    return {"lead": lead.id, "at": at, "actor": actor, "kind": kind, "details": details}
 
 
 def _earlier_answer(
@@ -181,8 +177,8 @@ def _notify(
     from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
 
     events = [
-        _event(
-            lead,
+        Event.row(
+            lead.id,
             now,
             "system",
             "assigned",
@@ -199,7 +195,7 @@ def _notify(
             )
         )
     else:
-        events.append(_event(lead, now, "system", "confirmation_skipped", {"reason": skip}))
+        events.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
     notify = messages.notification(
         lead_id=lead.id,
         reference=lead.reference,
