@@ -55,6 +55,7 @@ def test_every_operation_against_its_own_schema(tmp_path: Path, make_server: Any
         capture_output=True,
         text=True,
         timeout=240,
+        cwd=tmp_path,  # its cache goes with the test, not into the working tree
     )
     summary = result.stdout[-3000:]
     assert result.returncode == 0, summary
