@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -65,3 +66,22 @@ def server(workers: int = 1, **env: str) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def verify(db_file: Path, acknowledged: int, in_flight: int = 0) -> str:
+    """Every 201 is a lead with its resume and two outbox rows. A load generator that stops with
+    `in_flight` requests unanswered may see the server commit those too, unacknowledged."""
+    with sqlite3.connect(db_file) as conn:
+        leads, resumes, messages = (
+            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("lead", "resume", "outbox_message")
+        )
+    ok = (
+        acknowledged <= leads <= acknowledged + in_flight
+        and resumes == leads
+        and messages == 2 * leads
+    )
+    return (
+        f"{acknowledged} answers of 201; {leads} leads ({leads - acknowledged} committed unacknowledged), "
+        f"{resumes} resumes, {messages} outbox rows: {'ok' if ok else 'MISMATCH'}"
+    )

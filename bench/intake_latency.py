@@ -10,13 +10,11 @@ outbox rows.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import time
-from pathlib import Path
 
 import httpx
-from common import pdf, server
+from common import pdf, server, verify
 
 
 def measure(url: str, count: int, body: bytes) -> list[float]:
@@ -35,16 +33,6 @@ def measure(url: str, count: int, body: bytes) -> list[float]:
             if i >= 10:  # the first ten warm up connections and caches
                 latencies.append(elapsed)
     return latencies
-
-
-def verify(db_file: Path, expected: int) -> str:
-    with sqlite3.connect(db_file) as conn:
-        leads, resumes, messages = (
-            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("lead", "resume", "outbox_message")
-        )
-    ok = (leads, resumes, messages) == (expected, expected, 2 * expected)
-    return f"{leads} leads, {resumes} resumes, {messages} outbox rows for {expected} answers of 201: {'ok' if ok else 'MISMATCH'}"
 
 
 def main() -> None:

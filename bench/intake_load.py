@@ -13,13 +13,12 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from common import pdf, server
+from common import pdf, server, verify
 
 LUA = r"""
 local counter = 0
@@ -82,25 +81,6 @@ def wrk(
     }
 
 
-def verify(db_file: Path, acknowledged: int, connections: int) -> str:
-    """Every 201 is a lead with its resume and two outbox rows. wrk stops with up to one request
-    per connection in flight: the server may have committed those too, unacknowledged."""
-    with sqlite3.connect(db_file) as conn:
-        leads, resumes, messages = (
-            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("lead", "resume", "outbox_message")
-        )
-    ok = (
-        acknowledged <= leads <= acknowledged + connections
-        and resumes == leads
-        and messages == 2 * leads
-    )
-    return (
-        f"{acknowledged} answers of 201; {leads} leads ({leads - acknowledged} committed as wrk stopped), "
-        f"{resumes} resumes, {messages} outbox rows: {'ok' if ok else 'MISMATCH'}"
-    )
-
-
 def fsync_rate(folder: Path, size: int, seconds: float = 5.0) -> float:
     """Appends of `size` bytes, each followed by fsync, per second: the disk's durable-write limit."""
     block = os.urandom(size)
@@ -147,7 +127,9 @@ def main() -> None:
             print(
                 f"    disk: {limit:7.1f} appends+fsync/s of {args.size:,} bytes -> intake at {result['rps'] / limit:5.1%} of it"
             )
-            print(f"    verified: {verify(folder / 'leads.db', int(result['ok']), connections)}")
+            print(
+                f"    verified: {verify(folder / 'leads.db', int(result['ok']), in_flight=connections)}"
+            )
 
 
 if __name__ == "__main__":
