@@ -89,6 +89,9 @@ def generate(url: str, count: int, batch: int = 5000, seed: int = 7) -> float:
                     "updated_at": reached_at or created,
                     "reached_out_at": reached_at,
                     "reached_out_by": "bench" if reached else None,
+                    "reached_out_seconds": (reached_at - created).total_seconds()
+                    if reached_at
+                    else None,
                 }
             )
             resumes.append(

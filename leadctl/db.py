@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,15 +11,19 @@ from urllib.parse import unquote, urlsplit
 
 from peewee import (
     Database,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     PostgresqlDatabase,
+    ProgrammingError,
     Psycopg3Adapter,
     SqliteDatabase,
 )
 
 from leadctl.errors import LeadctlError, StorageUnavailable
 from leadctl.models import ALL_MODELS, SchemaVersion, database
+
+log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -45,9 +50,92 @@ def _v2_quarantine_idempotency(db: Database) -> None:
     db.create_tables([IdempotencyKey, AppSecret])
 
 
+def _v3_stats_and_search(db: Database) -> None:
+    """Seconds to first contact as a column, indexes for `stats`, a trigram index for search."""
+    from peewee import SQL, FloatField, NodeList, fn
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import Lead
+
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_column("lead", "reached_out_seconds", FloatField(null=True)))
+    seconds: Any
+    if isinstance(db, SqliteDatabase):
+        seconds = (fn.julianday(Lead.reached_out_at) - fn.julianday(Lead.created_at)) * 86400.0
+    else:
+        seconds = fn.EXTRACT(NodeList((SQL("EPOCH FROM"), Lead.reached_out_at - Lead.created_at)))
+    Lead.update(reached_out_seconds=seconds).where(Lead.reached_out_at.is_null(False)).execute()
+    migrate(
+        migrator.add_index("lead", ("quarantined", "attorney_id", "state", "reached_out_seconds")),
+        migrator.add_index("lead", ("quarantined", "state", "reached_out_seconds")),
+        migrator.add_index("lead", ("quarantined", "state", "created_at")),
+    )
+    create_search_index(db)
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
-MIGRATIONS: dict[int, Callable[[Database], None]] = {2: _v2_quarantine_idempotency}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {
+    2: _v2_quarantine_idempotency,
+    3: _v3_stats_and_search,
+}
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def create_search_index(db: Database) -> None:
+    """A trigram index over `lead.search_key`, so a substring search need not read every lead.
+
+    SQLite: an FTS5 table with the trigram tokenizer, kept in step with `lead` by triggers.
+    PostgreSQL: a GIN index with pg_trgm's operator class, which serves `LIKE '%term%'`; where
+    the extension cannot be created (no privilege), search still works, by reading every lead.
+    """
+    if isinstance(db, SqliteDatabase):
+        for statement in _SQLITE_SEARCH_DDL:
+            db.execute_sql(statement)
+        db.execute_sql("INSERT INTO lead_search (lead_search) VALUES ('rebuild')")
+        return
+    schema = _trigram_schema(db)
+    if schema is None:
+        log.warning("pg_trgm is not available: name search will read every lead")
+        return
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS lead_search_key_trgm ON lead "
+        f'USING gin (search_key "{schema}".gin_trgm_ops)'
+    )
+
+
+_SQLITE_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS lead_search USING fts5("
+    "search_key, content='lead', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS lead_search_insert AFTER INSERT ON lead BEGIN "
+    "INSERT INTO lead_search (rowid, search_key) VALUES (new.id, new.search_key); END",
+    "CREATE TRIGGER IF NOT EXISTS lead_search_delete AFTER DELETE ON lead BEGIN "
+    "INSERT INTO lead_search (lead_search, rowid, search_key) "
+    "VALUES ('delete', old.id, old.search_key); END",
+    "CREATE TRIGGER IF NOT EXISTS lead_search_update AFTER UPDATE OF search_key ON lead BEGIN "
+    "INSERT INTO lead_search (lead_search, rowid, search_key) "
+    "VALUES ('delete', old.id, old.search_key); "
+    "INSERT INTO lead_search (rowid, search_key) VALUES (new.id, new.search_key); END",
+)
+
+
+def _trigram_schema(db: Database) -> str | None:
+    """The schema holding pg_trgm, creating the extension in `public` when it is missing.
+
+    Not in the current schema: that may be one of several private schemas sharing the database.
+    """
+    query = (
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'"
+    )
+    row = db.execute_sql(query).fetchone()
+    if row is None:
+        try:
+            with db.atomic():  # a savepoint: a refusal must not end the migration's transaction
+                db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            log.info("could not create pg_trgm: %s", exc)
+        row = db.execute_sql(query).fetchone()
+    return row[0] if row else None
 
 
 class SchemaOutdated(LeadctlError):
@@ -176,6 +264,7 @@ def ensure_schema() -> None:
         with write_transaction():
             if current_version() is None:  # another process may have won the race
                 database.obj.create_tables(ALL_MODELS, safe=True)
+                create_search_index(database.obj)
                 SchemaVersion.create(version=SCHEMA_VERSION)
         return
     if version < SCHEMA_VERSION:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, fn
+from peewee import JOIN, OP, Expression, fn
 
 from leadctl.db import is_sqlite, write_transaction
 from leadctl.errors import InvalidInput, LeadctlError, NotFound
-from leadctl.models import Attorney, Event, Lead, Resume
+from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume
 from leadctl.states import Action, State, target_state
 from leadctl.timeutil import iso, utcnow
 
@@ -134,10 +134,8 @@ def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-unt
         query = query.where(Lead.state == q.state)
     if q.attorney is not None:
         query = query.where(Attorney.email == q.attorney.strip().lower())
-    if q.search:
-        # instr/strpos, not LIKE: a `%` or `_` the user types is matched literally.
-        position = fn.instr if is_sqlite() else fn.strpos
-        query = query.where(position(Lead.search_key, fold(q.search.strip())) > 0)
+    if term := _search_term(q):
+        query = _matching(query, term)
     if q.since is not None:
         query = query.where(Lead.created_at >= q.since)
     if q.until is not None:
@@ -148,14 +146,44 @@ def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-unt
     return query
 
 
+def _search_term(q: LeadQuery) -> str:
+    return fold(q.search.strip()) if q.search else ""
+
+
+def _uses_search_table(q: LeadQuery) -> bool:
+    return is_sqlite() and len(_search_term(q)) >= 3
+
+
+def _matching(query: Any, term: str) -> Any:
+    """Leads whose name or email contains `term` (already folded), through the trigram index.
+
+    A `%` or `_` the user types is matched literally. Terms under three characters have no
+    trigram, and are matched by reading the leads (instr on SQLite; on PostgreSQL the planner
+    decides).
+    """
+    if not is_sqlite():
+        # LIKE, which pg_trgm's index serves; backslash is PostgreSQL's default LIKE escape.
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return query.where(Expression(Lead.search_key, OP.LIKE, f"%{escaped}%"))
+    if len(term) < 3:
+        return query.where(fn.instr(Lead.search_key, term) > 0)
+    phrase = '"' + term.replace('"', '""') + '"'
+    return query.join_from(Lead, LeadSearch, on=(LeadSearch.rowid == Lead.id)).where(
+        Expression(LeadSearch.search_key, "MATCH", phrase)
+    )
+
+
 def count(q: LeadQuery) -> int:
     return _filtered(q).count()
 
 
 def _ordered(q: LeadQuery, query: Any) -> Any:
+    # With the search table in the query, order and page by its rowid (the lead's id): FTS5
+    # then hands out matches newest first and the query stops at the limit.
+    key = LeadSearch.rowid if _uses_search_table(q) else Lead.id
     if q.before_id is not None:
-        query = query.where(Lead.id < q.before_id)
-    query = query.order_by(Lead.id.desc())
+        query = query.where(key < q.before_id)
+    query = query.order_by(key.desc())
     return query.limit(q.limit) if q.limit is not None else query
 
 
@@ -241,9 +269,18 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
         lead.updated_at = now
         if target == State.REACHED_OUT:
             lead.reached_out_at, lead.reached_out_by = now, actor
+            lead.reached_out_seconds = (now - lead.created_at).total_seconds()
         else:
-            lead.reached_out_at, lead.reached_out_by = None, None
-        lead.save(only=[Lead.state, Lead.updated_at, Lead.reached_out_at, Lead.reached_out_by])
+            lead.reached_out_at, lead.reached_out_by, lead.reached_out_seconds = None, None, None
+        lead.save(
+            only=[
+                Lead.state,
+                Lead.updated_at,
+                Lead.reached_out_at,
+                Lead.reached_out_by,
+                Lead.reached_out_seconds,
+            ]
+        )
         details: dict[str, Any] = {"from": current.value, "to": target.value}
         if note:
             details["note"] = note

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, SQL, NodeList, fn
+from peewee import SQL, fn
 
-from leadctl.db import is_sqlite
 from leadctl.models import Attorney, Lead
 from leadctl.states import State
 from leadctl.timeutil import iso, utcnow
@@ -18,19 +16,31 @@ from leadctl.timeutil import iso, utcnow
 OVERDUE_AFTER = timedelta(hours=24)
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    # Nearest-rank percentile: an observed value, easy to explain ("90% were faster than this").
-    return ordered[max(math.ceil(fraction * len(ordered)), 1) - 1]
+def _summary(scope: list[Any], reached: int) -> dict[str, Any]:
+    """Median and p90 of the time to first contact of the `reached` leads in `scope`.
 
+    Read off the `(quarantined, …, state, reached_out_seconds)` indexes at two offsets, instead
+    of bringing every duration to Python. The median of an even count is the mean of the middle
+    two; p90 is the nearest rank, an observed value ("90% were reached faster than this").
+    """
+    if reached == 0:
+        return {"reached_out": 0, "median_seconds": None, "p90_seconds": None}
+    durations = (
+        Lead.select(Lead.reached_out_seconds)
+        .where(*scope, Lead.state == State.REACHED_OUT, Lead.reached_out_seconds.is_null(False))
+        .order_by(Lead.reached_out_seconds)
+    )
 
-def _summary(durations: list[float]) -> dict[str, Any]:
+    def at(offset: int, n: int = 1) -> list[float]:
+        rows: list[tuple[float]] = list(durations.limit(n).offset(offset).tuples())  # type: ignore[arg-type]
+        return [row[0] for row in rows]
+
+    middle = at((reached - 1) // 2, 2 if reached % 2 == 0 else 1)
+    p90 = at(max(math.ceil(0.9 * reached), 1) - 1)
     return {
-        "reached_out": len(durations),
-        "median_seconds": statistics.median(durations) if durations else None,
-        "p90_seconds": _percentile(durations, 0.9),
+        "reached_out": reached,
+        "median_seconds": sum(middle) / len(middle) if middle else None,
+        "p90_seconds": p90[0] if p90 else None,
     }
 
 
@@ -39,55 +49,52 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     scope = [Lead.quarantined == False]  # noqa: E712 - suspected spam is in no count
     if since is not None:
         scope.append(Lead.created_at >= since)
-    # One pass counts by attorney and state (giving both the totals by state and per attorney);
-    # only the reached-out leads' durations (plain numbers) come to Python, for median and p90.
+    # One pass over an index counts by attorney and state, giving the totals by state, per
+    # attorney, and how many durations each attorney has.
     counts = {s.value: 0 for s in State}
-    totals: dict[str | None, dict[str, int]] = defaultdict(lambda: {"leads": 0, "pending": 0})
+    totals: dict[int | None, dict[str, int]] = defaultdict(
+        lambda: {"leads": 0, "pending": 0, "reached": 0}
+    )
+    timed = fn.COUNT(Lead.reached_out_seconds)
     grouped = (
-        Lead.select(Lead.attorney, Lead.state, fn.COUNT(Lead.id))
+        Lead.select(Lead.attorney, Lead.state, fn.COUNT(SQL("*")), timed)
         .where(*scope)
         .group_by(Lead.attorney, Lead.state)
         .tuples()
     )
-    emails: dict[int, str] = dict(Attorney.select(Attorney.id, Attorney.email).tuples())  # type: ignore[arg-type]
-    rows: list[tuple[int | None, str, int]] = list(grouped)  # type: ignore[arg-type]
-    for attorney_id, state, n in rows:
+    rows: list[tuple[int | None, str, int, int]] = list(grouped)  # type: ignore[arg-type]
+    for attorney_id, state, n, with_duration in rows:
         counts[state] = counts.get(state, 0) + n
-        entry = totals[emails.get(attorney_id) if attorney_id is not None else None]
+        entry = totals[attorney_id]
         entry["leads"] += n
         entry["pending"] += n if state == State.PENDING else 0
+        entry["reached"] += with_duration if state == State.REACHED_OUT else 0
     overdue = (
         Lead.select()
         .where(*scope, Lead.state == State.PENDING, Lead.created_at < now - OVERDUE_AFTER)
         .count()
     )
-    seconds: Any
-    if is_sqlite():
-        seconds = (fn.julianday(Lead.reached_out_at) - fn.julianday(Lead.created_at)) * 86400.0
-    else:
-        seconds = fn.EXTRACT(NodeList((SQL("EPOCH FROM"), Lead.reached_out_at - Lead.created_at)))
-    overall: list[float] = []
-    per: dict[str | None, list[float]] = defaultdict(list)
-    durations = (
-        Lead.select(Attorney.email, seconds)
-        .join(Attorney, JOIN.LEFT_OUTER)
-        .where(*scope, Lead.reached_out_at.is_null(False))
-        .tuples()
-        .iterator()
+    emails: dict[int, str] = dict(Attorney.select(Attorney.id, Attorney.email).tuples())  # type: ignore[arg-type]
+
+    def attorney_row(attorney_id: int | None) -> dict[str, Any]:
+        entry = totals[attorney_id]
+        mine = Lead.attorney.is_null() if attorney_id is None else Lead.attorney == attorney_id
+        return {
+            "attorney": emails.get(attorney_id) if attorney_id is not None else None,
+            "leads": entry["leads"],
+            "pending": entry["pending"],
+            **_summary([*scope, mine], entry["reached"]),
+        }
+
+    attorneys = sorted(
+        (attorney_row(a) for a in totals),
+        key=lambda row: (row["attorney"] is None, row["attorney"] or ""),
     )
-    for email, duration in durations:
-        value = float(duration)
-        overall.append(value)
-        per[email].append(value)
-    attorneys = [
-        {"attorney": email, **totals[email], **_summary(per[email])}
-        for email in sorted(totals, key=lambda e: (e is None, e or ""))
-    ]
     return {
         "since": iso(since),
         "total": sum(counts.values()),
         "by_state": counts,
         "overdue_24h": overdue,
-        "first_contact": _summary(overall),
+        "first_contact": _summary(scope, sum(t["reached"] for t in totals.values())),
         "per_attorney": attorneys,
     }

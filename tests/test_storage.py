@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 from peewee import IntegrityError
 
@@ -148,6 +151,32 @@ def test_search_ignores_case_and_accents_and_treats_wildcards_literally(core: Se
     assert list(leads.iter_lead_dicts(leads.LeadQuery(search="_"))) == []
 
 
+def _names(q: leads.LeadQuery) -> list[str]:
+    return [x["email"] for x in leads.iter_lead_dicts(q)]
+
+
+def test_search_finds_substrings_through_the_index_and_pages_by_cursor(core: Settings) -> None:
+    emails = [f"mara.{i}@example.com" for i in range(5)] + ["odd%quote_x@example.com"]
+    made = [_submit(core, email, first="Márä").lead.id for email in emails]
+    _submit(core, "paul@example.com", first="Paul")
+    assert _names(leads.LeadQuery(search="ara.3@")) == ["mara.3@example.com"]
+    assert _names(leads.LeadQuery(search="MARA DOE ODD")) == ["odd%quote_x@example.com"]
+    assert _names(leads.LeadQuery(search="d%quote_")) == ["odd%quote_x@example.com"]
+    assert _names(leads.LeadQuery(search="d%quote%")) == []
+    assert _names(leads.LeadQuery(search='"odd')) == []  # FTS5 syntax is not the user's
+    assert _names(leads.LeadQuery(search="a.")) == emails[4::-1]  # two letters: no trigram
+    first = leads.LeadQuery(search="mara", limit=4)
+    page = [x["id"] for x in leads.iter_lead_dicts(first)]
+    assert page == made[::-1][:4]
+    rest = leads.LeadQuery(search="mara", limit=4, before_id=page[-1])
+    assert [x["id"] for x in leads.iter_lead_dicts(rest)] == made[::-1][4:]
+    assert leads.count(leads.LeadQuery(search="mara")) == 6
+    assert leads.count(leads.LeadQuery(search="mara", state=State.REACHED_OUT)) == 0
+    # A deleted lead leaves the index with it.
+    Lead.delete().where(Lead.id == made[3]).execute()
+    assert _names(leads.LeadQuery(search="ara.3@")) == []
+
+
 def test_list_is_newest_first_and_paginates_by_cursor(core: Settings) -> None:
     ids = [_submit(core, f"p{i}@example.com").lead.id for i in range(5)]
     page = [x["id"] for x in leads.iter_lead_dicts(leads.LeadQuery(limit=2))]
@@ -171,40 +200,90 @@ def test_schema_is_versioned_and_an_outdated_one_is_refused(
     assert SchemaVersion.select().count() == 2
 
 
-def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
+def _undo_version_3(conn: Any) -> None:
+    """Take away what schema version 3 added (by hand, as version 2 never had it)."""
     from playhouse.migrate import SchemaMigrator, migrate
 
-    from leadctl.models import AppSecret, IdempotencyKey, database
-
-    made = _submit(core).lead
-    # Turn the fresh database back into what version 1 made.
-    conn = database.obj
-    conn.drop_tables([IdempotencyKey, AppSecret])
-    indexes = {i.name for t in ("lead", "outbox_message") for i in conn.get_indexes(t)}
+    if db.is_sqlite():
+        for name in ("insert", "delete", "update"):
+            conn.execute_sql(f"DROP TRIGGER lead_search_{name}")
+        conn.execute_sql("DROP TABLE lead_search")
+    else:
+        conn.execute_sql("DROP INDEX lead_search_key_trgm")
     migrator = SchemaMigrator.from_database(conn)
     migrate(
         *(
-            migrator.drop_index(t, n)
-            for t, n in (
-                ("lead", "lead_quarantined_id"),
-                ("outbox_message", "outbox_message_purpose_created_at"),
+            migrator.drop_index("lead", f"lead_quarantined_{columns}")
+            for columns in (
+                "attorney_id_state_reached_out_seconds",
+                "state_reached_out_seconds",
+                "state_created_at",
             )
-            if n in indexes
         ),
+        migrator.drop_column("lead", "reached_out_seconds"),
+    )
+
+
+def _undo_version_2(conn: Any) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import AppSecret, IdempotencyKey
+
+    conn.drop_tables([IdempotencyKey, AppSecret])
+    migrator = SchemaMigrator.from_database(conn)
+    migrate(
+        migrator.drop_index("lead", "lead_quarantined_id"),
+        migrator.drop_index("outbox_message", "outbox_message_purpose_created_at"),
         migrator.drop_column("lead", "quarantined"),
         migrator.drop_column("lead", "quarantine_reason"),
     )
+
+
+def _set_version(version: int) -> None:
     SchemaVersion.delete().execute()
-    SchemaVersion.create(version=1)
-    with pytest.raises(db.SchemaOutdated, match="version 1"):
+    SchemaVersion.create(version=version)
+    with pytest.raises(db.SchemaOutdated, match=f"version {version}"):
         db.ensure_schema()
-    assert db.upgrade() == (1, db.SCHEMA_VERSION)
+    assert db.upgrade() == (version, db.SCHEMA_VERSION)
     db.ensure_schema()
+
+
+def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
+    from leadctl.models import database
+
+    made = _submit(core).lead
+    conn = database.obj
+    _undo_version_3(conn)
+    _undo_version_2(conn)
+    _set_version(1)
     upgraded = Lead.get_by_id(made.id)
     assert upgraded.reference == made.reference and upgraded.quarantined is False
     assert {c.name for c in conn.get_columns("lead")} >= {"quarantined", "quarantine_reason"}
     assert conn.table_exists("idempotency_key") and conn.table_exists("app_secret")
     _submit(core, "after@example.com")  # the upgraded database takes new leads
+
+
+def test_a_version_2_database_gets_durations_and_a_search_index(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadctl import stats
+    from leadctl.models import database
+
+    attorneys.add("Ann Lee", "ann@firm.example")
+    made = [_submit(core, f"old{i}@example.com").lead.id for i in range(3)]
+    _reach_out_after(made[0], 2, monkeypatch)
+    _reach_out_after(made[1], 4, monkeypatch)
+    _undo_version_3(database.obj)
+    _set_version(2)
+    seconds = [Lead.get_by_id(i).reached_out_seconds for i in made]
+    assert seconds[0] == pytest.approx(7200, abs=0.01)
+    assert seconds[1] == pytest.approx(14400, abs=0.01)
+    assert seconds[2] is None
+    assert stats.compute()["first_contact"]["median_seconds"] == pytest.approx(10800, abs=0.01)
+    # Leads from before the upgrade are in the search index, and so are new ones.
+    assert _names(leads.LeadQuery(search="old1@")) == ["old1@example.com"]
+    _submit(core, "new1@example.com")
+    assert _names(leads.LeadQuery(search="ew1@")) == ["new1@example.com"]
 
 
 def test_a_reference_clash_is_retried_not_failed(
@@ -231,20 +310,21 @@ def test_streamed_rows_have_exactly_the_shape_of_one_lead(core: Settings) -> Non
     assert streamed == [leads.lead_dict(leads.find(row["id"])) for row in streamed]
 
 
-def test_stats_on_both_databases(core: Settings) -> None:
-    from datetime import timedelta
+def _reach_out_after(lead_id: int, hours: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reach out to the lead as if `hours` had passed since it came in."""
+    created = Lead.get_by_id(lead_id).created_at
+    with monkeypatch.context() as m:
+        m.setattr(leads, "utcnow", lambda: created + timedelta(hours=hours))
+        leads.change_state(lead_id, Action.REACH_OUT, "ann@firm.example")
 
-    from leadctl import attorneys as _attorneys
+
+def test_stats_on_both_databases(core: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from leadctl import stats
 
-    _attorneys.add("Ann Lee", "ann@firm.example")
+    attorneys.add("Ann Lee", "ann@firm.example")
     made = [_submit(core, f"p{i}@example.com").lead for i in range(4)]
     for lead, hours in zip(made[:3], (1, 2, 10), strict=True):
-        leads.change_state(lead.id, leads.Action.REACH_OUT, "ann@firm.example")
-        row = Lead.get_by_id(lead.id)
-        Lead.update(reached_out_at=row.created_at + timedelta(hours=hours)).where(
-            Lead.id == lead.id
-        ).execute()
+        _reach_out_after(lead.id, hours, monkeypatch)
     result = stats.compute()
     assert result["by_state"] == {"PENDING": 1, "REACHED_OUT": 3}
     assert result["first_contact"]["median_seconds"] == pytest.approx(7200, abs=1)
@@ -259,3 +339,49 @@ def test_stats_on_both_databases(core: Settings) -> None:
             "p90_seconds": pytest.approx(36000, abs=1),
         }
     ]
+
+
+def test_stats_median_of_an_even_count_per_attorney_and_the_inbox(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadctl import stats
+
+    inbox = [_submit(core, f"in{i}@example.com").lead for i in range(2)]  # nobody to assign
+    ann, _ = attorneys.add("Ann Lee", "ann@firm.example")
+    bo, _ = attorneys.add("Bo Chen", "bo@firm.example")
+    made = [_submit(core, f"p{i}@example.com").lead for i in range(6)]
+    by_attorney: dict[int | None, list[int]] = {}
+    for lead in made:
+        by_attorney.setdefault(Lead.get_by_id(lead.id).attorney_id, []).append(lead.id)
+    assert [len(by_attorney[a.id]) for a in (ann, bo)] == [3, 3]
+    for lead_id, hours in zip(by_attorney[ann.id], (1, 3, 8), strict=True):
+        _reach_out_after(lead_id, hours, monkeypatch)
+    for lead_id, hours in zip(by_attorney[bo.id][:2], (2, 4), strict=True):
+        _reach_out_after(lead_id, hours, monkeypatch)
+    _reach_out_after(inbox[0].id, 5, monkeypatch)
+    # A reopened lead is pending again and its time to first contact no longer counts.
+    _reach_out_after(inbox[1].id, 50, monkeypatch)
+    leads.change_state(inbox[1].id, Action.REOPEN, "ann@firm.example")
+    result = stats.compute()
+    # All six durations: 1, 2, 3, 4, 5, 8 hours → median (3 + 4) / 2, p90 the 6th of 6.
+    assert result["first_contact"] == {
+        "reached_out": 6,
+        "median_seconds": pytest.approx(3.5 * 3600, abs=1),
+        "p90_seconds": pytest.approx(8 * 3600, abs=1),
+    }
+    rows = {row["attorney"]: row for row in result["per_attorney"]}
+    assert list(rows) == ["ann@firm.example", "bo@firm.example", None]
+    assert rows["ann@firm.example"]["median_seconds"] == pytest.approx(3 * 3600, abs=1)
+    assert rows["bo@firm.example"]["median_seconds"] == pytest.approx(3 * 3600, abs=1)
+    assert rows["bo@firm.example"]["p90_seconds"] == pytest.approx(4 * 3600, abs=1)
+    assert rows[None] == {
+        "attorney": None,
+        "leads": 2,
+        "pending": 1,
+        "reached_out": 1,
+        "median_seconds": pytest.approx(5 * 3600, abs=1),
+        "p90_seconds": pytest.approx(5 * 3600, abs=1),
+    }
+    # `since` narrows every figure to leads that came in from then on.
+    later = stats.compute(since=Lead.get_by_id(made[0].id).created_at)
+    assert later["total"] == 6 and later["first_contact"]["reached_out"] == 5
