@@ -1,6 +1,5 @@
 """Admin commands (local mode): serve, attorney, token, outbox, mail, db."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Lead commands: list, show, open, reach-out, reopen, note, assign, export, stats."""
 
-from __future__ import annotations
 
 import dataclasses
 import os

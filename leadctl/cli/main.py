@@ -1,6 +1,5 @@
 """The `leadctl` entry point: global options, the command groups, and the one exit-code mapping."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated

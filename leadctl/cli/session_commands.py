@@ -1,6 +1,5 @@
 """Remote sessions: login (token into the OS keyring), logout, whoami."""
 
-from __future__ import annotations
 
 import os
 import sys
