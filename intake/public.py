@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
@@ -38,7 +39,14 @@ class LeadAccepted:
 
 def _too_many(wait: int) -> Response[dict]:
     response = error_response(429, [(None, f"too many submissions; try again in {wait} s")])
+    return _refused(response, wait)
+
+
+def _refused(response: Response[Any], wait: int) -> Response[Any]:
+    """A 429 closes the connection: the (large) body it was sent is never read, and a flooding
+    client pays for a new connection while the server's event loop stays free for others."""
     response.headers["Retry-After"] = str(wait)
+    response.headers["Connection"] = "close"
     return response
 
 
@@ -130,8 +138,7 @@ async def submit_form(request: Request, state: State) -> Response[str]:
             429,
             [("form", f"Too many submissions from here; please try again in {wait} s.")],
         )
-        page.headers["Retry-After"] = str(wait)
-        return page
+        return _refused(page, wait)
     form = ParsedForm()
     try:
         form = await read_submission(request, intake)

@@ -52,6 +52,7 @@ def test_only_accepted_submissions_use_up_the_allowance(settings: Settings) -> N
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert refused.json()["errors"][0]["message"].startswith("too many submissions")
+        assert refused.headers["connection"] == "close"  # its body is never read
         assert Lead.select().count() == 3
         page = c.post("/", data={"first_name": "A"}, files={"resume": ("cv.pdf", samples.pdf())})
         assert page.status_code == 429 and "try again in" in page.text

@@ -190,3 +190,30 @@ def test_a_slow_client_is_cut_off_without_starving_others(tmp_path: Path, make_s
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert time.monotonic() - started < 6
     assert fast_done is not None and fast_done < 1.0
+
+
+def test_a_refused_flood_request_is_closed_without_reading_its_body(
+    tmp_path: Path, make_server: Any
+) -> None:
+    server = make_server(make_settings(tmp_path, rate_limit="1/minute"))
+    data, pdf = _body(1)
+    first = httpx.post(
+        f"{server.url}/api/v1/leads", data=data, files={"resume": ("cv.pdf", pdf, "application/pdf")}
+    )
+    assert first.status_code == 201
+    flood = socket.create_connection(("127.0.0.1", server.port))
+    flood.settimeout(5)
+    # Announce 5 MB, send only the headers and 1 KB of it: the answer must not wait for the rest.
+    flood.sendall(
+        b"POST /api/v1/leads HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 5000000\r\n\r\n" + b"x" * 1024
+    )
+    answer = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := flood.recv(65536):  # b"" once the server has closed the connection
+            answer += chunk
+    flood.close()
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 429"), answer[:200]
+    assert b"\r\nconnection: close" in head and b"\r\nretry-after: " in head
+    assert httpx.get(f"{server.url}/health").status_code == 200
