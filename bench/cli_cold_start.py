@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_reference
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
+    print(cpu_reference())
     data = HERE / "data"
     data.mkdir(exist_ok=True)
     db_file = data / f"cli-{args.count}.db"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import pdf, percentile, server
+from common import cpu_reference, pdf, percentile, server
 from intake_load import LUA
 
 
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", default="30/minute")
     args = parser.parse_args()
+    print(cpu_reference())
     scratch = Path(tempfile.mkdtemp(prefix="leadctl-flood-"))
     (scratch / "cv.pdf").write_bytes(pdf(200_000))
     (scratch / "submit.lua").write_text(LUA)

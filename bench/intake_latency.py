@@ -14,7 +14,7 @@ import statistics
 import time
 
 import httpx
-from common import pdf, server, verify
+from common import cpu_reference, pdf, server, verify
 
 
 def measure(url: str, count: int, body: bytes) -> list[float]:
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200_000)
     parser.add_argument("--url")
     args = parser.parse_args()
+    print(cpu_reference())
     body = pdf(args.size)
     checked = ""
     if args.url:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import pdf, server, verify
+from common import cpu_reference, pdf, server, verify
 
 LUA = r"""
 local counter = 0
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--size", type=int, default=200_000)
     args = parser.parse_args()
+    print(cpu_reference())
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     scratch = Path(tempfile.mkdtemp(prefix="leadctl-wrk-"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 from aiosmtpd.controller import Controller
-from common import free_port, pdf, percentile, server
+from common import cpu_reference, free_port, pdf, percentile, server
 
 from leadctl import db, outbox, submissions
 from leadctl.mailer import make_sender
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
+    print(cpu_reference())
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)

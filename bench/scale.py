@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_reference
 from make_leads import generate
 
 from leadctl import db, leads, stats
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--db", default=None)
     args = parser.parse_args()
+    print(cpu_reference())
     url = args.db or f"sqlite:///{HERE / 'data' / f'scale-{args.count}.db'}"
     (HERE / "data").mkdir(exist_ok=True)
     db.bind(url)
