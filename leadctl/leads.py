@@ -220,11 +220,11 @@ def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
     )
     query = _ordered(q, _filtered(q).select(*columns))
     times = ("created_at", "updated_at", "reached_out_at")
-    as_utc = Lead.created_at.python_value
+    as_iso = Lead.created_at.iso
     for row in _stream(query):
         item = dict(zip(_ROW_FIELDS, row, strict=True))
         for key in times:
-            item[key] = iso(as_utc(item[key]))
+            item[key] = as_iso(item[key])
         yield item
 
 

@@ -20,6 +20,8 @@ from peewee import (
     TextField,
 )
 
+from leadctl.timeutil import iso
+
 database = DatabaseProxy()
 
 
@@ -47,6 +49,18 @@ class UtcDateTimeField(DateTimeField):
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+    def iso(self, stored: Any) -> str | None:
+        """`timeutil.iso(self.python_value(stored))`, straight from our own stored text.
+
+        Exports render millions of timestamps; rearranging the fixed-format text costs a
+        fraction of parsing it into a datetime and formatting that again.
+        """
+        if isinstance(stored, str) and len(stored) == 26 and stored[10] == " ":
+            whole = stored[:19] if stored.endswith(".000000") else stored  # as isoformat() does
+            return f"{whole[:10]}T{whole[11:]}Z"
+        return iso(self.python_value(stored))
 
 
 class JsonField(TextField):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import HealthCheck, given
@@ -11,6 +12,7 @@ from litestar.testing import TestClient
 
 from intake import create_app
 from leadctl.models import Event, Lead, OutboxMessage, Resume
+from leadctl.timeutil import iso
 from tests import samples
 from tests.conftest import make_settings
 
@@ -119,3 +121,16 @@ def test_any_bytes_in_the_body_are_answered_without_a_500(tmp_path: Path) -> Non
             assert Lead.select().count() == 0
 
         check()
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 1),
+        max_value=datetime(9999, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+    )
+)
+def test_a_stored_timestamp_renders_as_the_datetime_would(moment: datetime) -> None:
+    field = Lead.created_at
+    assert field.iso(field.db_value(moment)) == iso(moment)
+    assert field.iso(None) is None
