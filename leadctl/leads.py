@@ -229,11 +229,13 @@ def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
 
 
 def _stream(query: Any) -> Iterator[tuple[Any, ...]]:
-    """Rows one by one in constant memory. SQLite's cursor streams by itself; psycopg fetches a
-    whole result unless it is a named (server-side) cursor, which lives in a transaction."""
+    """Rows as the driver gives them, one by one in constant memory. SQLite's cursor streams by
+    itself; psycopg fetches a whole result unless it is a named (server-side) cursor, which lives
+    in a transaction."""
     db = Lead._meta.database
     if is_sqlite():
-        yield from query.tuples().iterator()
+        # The driver's own rows, without peewee's per-value conversion (see UtcDateTimeField.iso).
+        yield from db.execute(query)
         return
     sql, params = query.sql()
     with db.atomic(), db.connection().cursor(name=f"leadctl_{uuid.uuid4().hex}") as cursor:
