@@ -198,7 +198,9 @@ def test_a_refused_flood_request_is_closed_without_reading_its_body(
     server = make_server(make_settings(tmp_path, rate_limit="1/minute"))
     data, pdf = _body(1)
     first = httpx.post(
-        f"{server.url}/api/v1/leads", data=data, files={"resume": ("cv.pdf", pdf, "application/pdf")}
+        f"{server.url}/api/v1/leads",
+        data=data,
+        files={"resume": ("cv.pdf", pdf, "application/pdf")},
     )
     assert first.status_code == 201
     flood = socket.create_connection(("127.0.0.1", server.port))

@@ -1,6 +1,5 @@
 """Admin commands (local mode): serve, attorney, token, outbox, mail, db."""
 
-
 import sys
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,6 +1,5 @@
 """Lead commands: list, show, open, reach-out, reopen, note, assign, export, stats."""
 
-
 import dataclasses
 import os
 import sys

@@ -1,6 +1,5 @@
 """The `leadctl` entry point: global options, the command groups, and the one exit-code mapping."""
 
-
 import sys
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """Remote sessions: login (token into the OS keyring), logout, whoami."""
 
-
 import os
 import sys
 from typing import Annotated, Any
