@@ -51,7 +51,8 @@ def _v2_quarantine_idempotency(db: Database) -> None:
 
 
 def _v3_stats_and_search(db: Database) -> None:
-    """Seconds to first contact as a column, indexes for `stats`, a trigram index for search."""
+    """Seconds to first contact as a column, indexes for `stats` and the mail cap, a trigram
+    index for search."""
     from peewee import SQL, FloatField, NodeList, fn
     from playhouse.migrate import SchemaMigrator, migrate
 
@@ -69,6 +70,9 @@ def _v3_stats_and_search(db: Database) -> None:
         migrator.add_index("lead", ("quarantined", "attorney_id", "state", "reached_out_seconds")),
         migrator.add_index("lead", ("quarantined", "state", "reached_out_seconds")),
         migrator.add_index("lead", ("quarantined", "state", "created_at")),
+        migrator.add_index("outbox_message", ("recipient", "purpose", "created_at")),
+        migrator.drop_index("lead", "lead_email"),
+        migrator.add_index("lead", ("email", "quarantined")),
     )
     create_search_index(db)
 

@@ -50,7 +50,6 @@ class UtcDateTimeField(DateTimeField):
             value = value.replace(tzinfo=UTC)
         return value
 
-
     def iso(self, stored: Any) -> str | None:
         """`timeutil.iso(self.python_value(stored))`, straight from our own stored text.
 
@@ -105,7 +104,7 @@ class Lead(BaseModel):
     reference = CharField(max_length=16, unique=True)
     first_name = CharField(max_length=100)
     last_name = CharField(max_length=100)
-    email = CharField(max_length=320, index=True)
+    email = CharField(max_length=320)
     search_key = TextField(default="")
     state = CharField(max_length=20, index=True)
     attorney = ForeignKeyField(Attorney, null=True, backref="leads", on_delete="SET NULL")
@@ -125,6 +124,10 @@ class Lead(BaseModel):
         indexes = (
             # "newest first" walks this index backwards and stops at the limit.
             (("quarantined", "id"), False),
+            # A prospect's earlier leads (assignment, double clicks, `show`). Two equalities, so
+            # SQLite prefers it to (quarantined, id) even without statistics — which would walk
+            # every lead to find none for a new address.
+            (("email", "quarantined"), False),
             # `stats`: counts per attorney and state, and each attorney's percentiles.
             (("quarantined", "attorney", "state", "reached_out_seconds"), False),
             # `stats`: the firm's percentiles; `--overdue`: old PENDING leads.
@@ -193,6 +196,8 @@ class OutboxMessage(BaseModel):
         indexes = (
             (("status", "next_attempt_at"), False),
             (("purpose", "created_at"), False),
+            # The mail cap's "one confirmation per address per hour", without a scan.
+            (("recipient", "purpose", "created_at"), False),
         )
 
 

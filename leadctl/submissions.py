@@ -218,15 +218,10 @@ def _notify(
 def _confirmation_cap(email: str, settings: Settings, now: datetime) -> str | None:
     """Why no confirmation may go to `email` now, or None: the form must not mail strangers."""
     hour_ago = now - timedelta(hours=1)
-    to_this_address = (
-        OutboxMessage.select(OutboxMessage.id)
-        .join(Lead)
-        .where(
-            (Lead.email == email)  # through the index on lead.email: a few rows at most
-            & (Lead.created_at > hour_ago)
-            & (OutboxMessage.purpose == "confirmation")
-            & (OutboxMessage.recipient == email)
-        )
+    to_this_address = OutboxMessage.select(OutboxMessage.id).where(
+        (OutboxMessage.recipient == email)  # (recipient, purpose, created_at): a few rows at most
+        & (OutboxMessage.purpose == "confirmation")
+        & (OutboxMessage.created_at > hour_ago)
     )
     if to_this_address.exists():
         return "a confirmation went to this address within the hour"

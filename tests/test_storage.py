@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -220,6 +221,9 @@ def _undo_version_3(conn: Any) -> None:
                 "state_created_at",
             )
         ),
+        migrator.drop_index("outbox_message", "outbox_message_recipient_purpose_created_at"),
+        migrator.drop_index("lead", "lead_email_quarantined"),
+        migrator.add_index("lead", ("email",)),
         migrator.drop_column("lead", "reached_out_seconds"),
     )
 
@@ -385,3 +389,56 @@ def test_stats_median_of_an_even_count_per_attorney_and_the_inbox(
     # `since` narrows every figure to leads that came in from then on.
     later = stats.compute(since=Lead.get_by_id(made[0].id).created_at)
     assert later["total"] == 6 and later["first_contact"]["reached_out"] == 5
+
+
+def test_taking_a_submission_reads_no_table_from_end_to_end(sqlite_core: Settings) -> None:
+    """Each statement of a submission goes through an index (SQLite, fresh: no statistics).
+
+    A plan that walks every lead or every message would make each submission slower as the
+    firm's history grows: one such plan once scanned a million leads to assign a new prospect.
+    """
+    from leadctl.models import database
+
+    attorneys.add("Ann Lee", "ann@firm.example")
+    for i in range(3):
+        _submit(sqlite_core, f"p{i}@example.com")
+    conn = database.obj.connection()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        _submit(sqlite_core, "new@example.com")
+        _submit(sqlite_core, "p1@example.com")  # a returning prospect
+        leads.detail_dict(leads.find(4))
+    finally:
+        conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 8
+    walks = []
+    for sql in selects:
+        tables = {alias: table for table, alias in re.findall(r'"(\w+)" AS "(t\d+)"', sql)}
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        walks += [(sql, step) for step in plan if _walks_a_table(step, tables)]
+    assert walks == []
+
+
+def _walks_a_table(step: str, tables: dict[str, str]) -> bool:
+    """A plan step reading a whole table, or most of it through an index used only by columns
+    of a few values (quarantined, state…) or by a range of ids. peewee names tables t1, t2…;
+    "SCAN _wrapped" is the outside of EXISTS(…) or COUNT(…); a firm's few attorneys may be
+    read whole."""
+    found = re.match(r"(SCAN|SEARCH) (t\d+)\b(?: USING (?:COVERING )?INDEX \S+ \((.*)\))?", step)
+    if found is None or tables.get(found.group(2)) == "attorney":
+        return False
+    if found.group(1) == "SCAN":
+        return True
+    if found.group(3) is None:  # the integer primary key: one row
+        return False
+    constraints = re.findall(r"(\w+)([=<>])", found.group(3))
+    return not any(
+        (op == "=" and column not in _UNSELECTIVE) or column == "created_at"
+        for column, op in constraints
+    )
+
+
+# Columns with a handful of values: an index used only through these still reads most rows.
+_UNSELECTIVE = {"quarantined", "purpose", "state", "status", "active"}
