@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -13,6 +14,7 @@ from peewee import (
     Database,
     IntegrityError,
     InterfaceError,
+    Model,
     OperationalError,
     PostgresqlDatabase,
     ProgrammingError,
@@ -248,6 +250,46 @@ def write_transaction() -> Iterator[None]:
             yield
     except (OperationalError, InterfaceError) as exc:
         raise StorageUnavailable(f"the database cannot take writes right now ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-written SQL for the submission path. Building a statement with peewee costs ~0.3 ms of
+# Python (a look-up by email: 0.3 ms built, 4 µs run); a submission makes a dozen of them on the
+# one writer, inside the write lock, where they bounded intake throughput. Here SQL is written
+# (or, for inserts, built from the model) once and run with plain parameters.
+
+
+def run_sql(sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run SQL written with `?` placeholders on either database; returns the cursor."""
+    db = database.obj
+    if not isinstance(db, SqliteDatabase):
+        sql = _with_placeholder(sql, db.param)
+    return db.execute_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=256)
+def _with_placeholder(sql: str, param: str) -> str:
+    return sql.replace("?", param)
+
+
+def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], suffix: str = "") -> Any:
+    """INSERT `rows` (dicts of field name → value, all with the same fields) into `model`'s
+    table in one statement; each value goes through its field's `db_value`, as with peewee.
+    `suffix` is appended (an ON CONFLICT clause, RETURNING). Returns the cursor."""
+    names = tuple(rows[0])
+    fields = [model._meta.fields[name] for name in names]
+    params = [
+        field.db_value(row[name]) for row in rows for name, field in zip(names, fields, strict=True)
+    ]
+    return run_sql(_insert_sql(model._meta.table_name, names, len(rows), suffix, model), params)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, names: tuple[str, ...], count: int, suffix: str, model: Any) -> str:
+    columns = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in names)
+    values = ", ".join(["(" + ", ".join("?" * len(names)) + ")"] * count)
+    # Names from the model's own metadata; every value is a parameter.
+    return f'INSERT INTO "{table}" ({columns}) VALUES {values} {suffix}'.rstrip()  # noqa: S608
 
 
 def current_version() -> int | None:
