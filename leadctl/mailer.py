@@ -55,7 +55,8 @@ class FileSender:
         stem = re.sub(r"[^A-Za-z0-9.-]+", "_", str(msg["Message-ID"]).strip("<>"))
         target = self.directory / f"{stem}.eml"
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+            # A crash mid-write leaves a hidden .part file, not one that looks like a message.
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".eml.part")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(msg.as_bytes())
                 handle.flush()
