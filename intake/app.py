@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
         ],
         lifespan=[lifespan],
-        middleware=[access_logging],
+        middleware=[access_logging, public.flood_gate],
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,

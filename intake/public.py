@@ -17,6 +17,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from intake import formtoken
 from intake.errors import core_error_pairs, documented, error_response
@@ -37,17 +38,35 @@ class LeadAccepted:
     created_at: str
 
 
-def _too_many(wait: int) -> Response[dict]:
-    response = error_response(429, [(None, f"too many submissions; try again in {wait} s")])
-    return _refused(response, wait)
+RATE_LIMITED = "rate_limited"  # a handler's `opt` key: its submissions count against the limit
 
 
-def _refused(response: Response[Any], wait: int) -> Response[Any]:
-    """A 429 closes the connection: the (large) body it was sent is never read, and a flooding
-    client pays for a new connection while the server's event loop stays free for others."""
-    response.headers["Retry-After"] = str(wait)
-    response.headers["Connection"] = "close"
-    return response
+def flood_gate(app: ASGIApp) -> ASGIApp:
+    """Refuse a client over the rate limit before anything else reads its request.
+
+    The answer (429, Retry-After) is made here, ahead of the handler's signature parsing and
+    dependency injection, and closes the connection: the (large) body is never read, and a
+    flooding client pays for a new connection while the event loop stays free for others.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["route_handler"].opt.get(RATE_LIMITED) if scope["type"] == "http" else None
+        intake: Intake | None = scope["litestar_app"].state.get("intake") if kind else None
+        wait = intake.retry_after(scope) if intake is not None else None
+        if intake is None or wait is None:
+            await app(scope, receive, send)
+            return
+        refusal: Response[Any]
+        if kind == "api":
+            refusal = error_response(429, [(None, f"too many submissions; try again in {wait} s")])
+        else:
+            message = f"Too many submissions from here; please try again in {wait} s."
+            refusal = _form_again(intake, ParsedForm(), 429, [("form", message)])
+        refusal.headers.update({"Retry-After": str(wait), "Connection": "close"})
+        request: Request[Any, Any, Any] = Request(scope, receive)
+        await refusal.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+    return middleware
 
 
 @dataclass
@@ -101,12 +120,10 @@ class CreateLeadOperation(Operation):
         "retried submission return the first answer."
     ),
     tags=["public"],
+    opt={RATE_LIMITED: "api"},
 )
 async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
-    intake: Intake = state.intake
-    wait = intake.retry_after(request)
-    if wait is not None:
-        return _too_many(wait)  # type: ignore[return-value]
+    intake: Intake = state.intake  # a client over the rate limit never gets here: flood_gate
     try:
         key = idempotency_key(request)
         form = await read_submission(request, intake)
@@ -127,18 +144,15 @@ async def show_form(state: State) -> str:
     return form_page(formtoken.issue(intake.form_secret))
 
 
-@post("/", media_type=MediaType.HTML, include_in_schema=False, status_code=201)
+@post(
+    "/",
+    media_type=MediaType.HTML,
+    include_in_schema=False,
+    status_code=201,
+    opt={RATE_LIMITED: "form"},
+)
 async def submit_form(request: Request, state: State) -> Response[str]:
-    intake: Intake = state.intake
-    wait = intake.retry_after(request)
-    if wait is not None:
-        page = _form_again(
-            intake,
-            ParsedForm(),
-            429,
-            [("form", f"Too many submissions from here; please try again in {wait} s.")],
-        )
-        return _refused(page, wait)
+    intake: Intake = state.intake  # a client over the rate limit never gets here: flood_gate
     form = ParsedForm()
     try:
         form = await read_submission(request, intake)

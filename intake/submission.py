@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
+from litestar.types import Scope
 
 from intake.form_parser import ParsedForm, parse_form
 from intake.ratelimit import RateLimiter, client_address
@@ -39,17 +40,16 @@ class Intake:
         if callable(self.wake_worker):
             self.wake_worker()
 
-    def client(self, request: Request) -> str:
-        return client_address(request.scope, self.trusted_proxies)
-
-    def retry_after(self, request: Request) -> int | None:
-        """Seconds this client must wait before another submission, or None."""
-        return self.limiter.retry_after(self.client(request)) if self.limiter else None
+    def retry_after(self, scope: Scope) -> int | None:
+        """Seconds the client of this request must wait before another submission, or None."""
+        if self.limiter is None:
+            return None
+        return self.limiter.retry_after(client_address(scope, self.trusted_proxies))
 
     def accepted(self, request: Request, submitted: submissions.Submitted) -> None:
         """Count an accepted submission against its client (a replayed answer is free)."""
         if self.limiter and not submitted.replayed:
-            self.limiter.record(self.client(request))
+            self.limiter.record(client_address(request.scope, self.trusted_proxies))
 
 
 async def read_submission(request: Request, intake: Intake) -> ParsedForm:
