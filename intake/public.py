@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,8 @@ def flood_gate(app: ASGIApp) -> ASGIApp:
     """Refuse a client over the rate limit before anything else reads its request.
 
     The answer (429, Retry-After) is made here, ahead of the handler's signature parsing and
-    dependency injection, and closes the connection: the (large) body is never read, and a
-    flooding client pays for a new connection while the event loop stays free for others.
+    dependency injection, after `LEADS_REFUSAL_DELAY_SECONDS`, and closes the connection: the
+    (large) body is never read, and a flooding client pays for a new connection.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,6 +64,9 @@ def flood_gate(app: ASGIApp) -> ASGIApp:
             message = f"Too many submissions from here; please try again in {wait} s."
             refusal = _form_again(intake, ParsedForm(), 429, [("form", message)])
         refusal.headers.update({"Retry-After": str(wait), "Connection": "close"})
+        # A client that waits for each answer (as floods do, per connection) now sends at most
+        # one request a second per connection; waiting costs the event loop nothing.
+        await asyncio.sleep(intake.settings.refusal_delay_seconds)
         request: Request[Any, Any, Any] = Request(scope, receive)
         await refusal.to_asgi_response(app=None, request=request)(scope, receive, send)
 

@@ -34,6 +34,11 @@ class Settings:
         "10/minute",
         "Accepted submissions per client, e.g. `10/minute`, `100/hour`; `off` disables.",
     )
+    refusal_delay_seconds: float = _setting(
+        "LEADS_REFUSAL_DELAY_SECONDS",
+        1.0,
+        "How long a submission over the rate limit waits for its 429 (slows a flood; 0 = none).",
+    )
     trusted_proxies: str = _setting(
         "LEADS_TRUSTED_PROXIES",
         "",

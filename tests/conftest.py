@@ -92,6 +92,7 @@ def make_settings(tmp_path: Path, url: str | None = None, **overrides: Any) -> S
         "mail_dir": str(tmp_path / "mail"),
         "mail_retry_seconds": 0.05,
         "rate_limit": "off",  # tests of the limit turn it on
+        "refusal_delay_seconds": 0.0,
         "min_fill_seconds": 0.0,  # tests of the form timing turn it on
     }
     base.update(overrides)

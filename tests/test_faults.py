@@ -195,7 +195,7 @@ def test_a_slow_client_is_cut_off_without_starving_others(tmp_path: Path, make_s
 def test_a_refused_flood_request_is_closed_without_reading_its_body(
     tmp_path: Path, make_server: Any
 ) -> None:
-    server = make_server(make_settings(tmp_path, rate_limit="1/minute"))
+    server = make_server(make_settings(tmp_path, rate_limit="1/minute", refusal_delay_seconds=0.5))
     data, pdf = _body(1)
     first = httpx.post(
         f"{server.url}/api/v1/leads",
@@ -211,11 +211,14 @@ def test_a_refused_flood_request_is_closed_without_reading_its_body(
         b"Content-Length: 5000000\r\n\r\n" + b"x" * 1024
     )
     answer = b""
+    started = time.monotonic()
     with contextlib.suppress(ConnectionResetError):
         while chunk := flood.recv(65536):  # b"" once the server has closed the connection
             answer += chunk
+    waited = time.monotonic() - started
     flood.close()
     head = answer.split(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 429"), answer[:200]
     assert b"\r\nconnection: close" in head and b"\r\nretry-after: " in head
+    assert 0.5 <= waited < 5  # held for LEADS_REFUSAL_DELAY_SECONDS, never for the 5 MB
     assert httpx.get(f"{server.url}/health").status_code == 200
