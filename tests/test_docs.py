@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer.main
 
-from leadctl.cli.main import app
+from leadctl.cli.main import register
 from leadctl.settings import setting_docs
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def _commands() -> list[tuple[str, object]]:
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(register())  # every command
     found: list[tuple[str, object]] = []
 
     def walk(prefix: str, command: object) -> None:

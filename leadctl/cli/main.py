@@ -1,11 +1,11 @@
 """The `leadctl` entry point: global options, the command groups, and the one exit-code mapping."""
 
+import importlib
 import sys
 from typing import Annotated
 
 import typer
 
-from leadctl.cli import admin_commands, lead_commands, session_commands
 from leadctl.cli.context import Env, UsageError
 from leadctl.cli.exitcodes import ExitCode, exit_code_for
 from leadctl.errors import LeadctlError
@@ -55,9 +55,44 @@ def main(
     ctx.call_on_close(env.close)
 
 
-lead_commands.register(app)
-admin_commands.register(app)
-session_commands.register(app)
+# Typer builds the whole command tree on every start, and the admin commands import more: a
+# group's module is imported and registered only when one of its commands is asked for. Help,
+# and a name leadctl does not know (for the "no such command" answer), get every group.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "leadctl.cli.lead_commands": tuple(
+        "list show open reach-out reopen note assign export stats".split()
+    ),
+    "leadctl.cli.admin_commands": tuple(
+        "serve release purge-quarantine attorney token outbox mail db".split()
+    ),
+    "leadctl.cli.session_commands": ("login", "logout", "whoami"),
+}
+_OPTIONS_WITH_VALUE = {"--db", "--server", "--as"}
+_registered: set[str] = set()
+
+
+def _command_asked_for(args: list[str]) -> str | None:
+    """The command named in `args` (after the global options), or None for help and nothing."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in _OPTIONS_WITH_VALUE:
+            next(rest, None)
+        elif arg in ("-h", "--help"):
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def register(args: list[str] | None = None) -> typer.Typer:
+    """The app with the commands `args` needs (None: every command)."""
+    wanted = _command_asked_for(args) if args is not None else None
+    known = wanted is not None and any(wanted in names for names in GROUPS.values())
+    for module, names in GROUPS.items():
+        if module not in _registered and (not known or wanted in names):
+            importlib.import_module(module).register(app)
+            _registered.add(module)
+    return app
 
 
 def _error(message: str) -> None:
@@ -68,8 +103,9 @@ def run(argv: list[str] | None = None) -> None:
     """Console-script entry: commands raise, this maps every outcome to an exit code."""
     from peewee import DatabaseError
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, prog_name="leadctl", standalone_mode=False)
+        result = register(args)(args=args, prog_name="leadctl", standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
     except typer.Exit as exc:
         code = exc.exit_code
