@@ -59,6 +59,8 @@ class UtcDateTimeField(DateTimeField):
         if isinstance(stored, str) and len(stored) == 26 and stored[10] == " ":
             whole = stored[:19] if stored.endswith(".000000") else stored  # as isoformat() does
             return f"{whole[:10]}T{whole[11:]}Z"
+        if isinstance(stored, datetime) and stored.tzinfo is None:  # PostgreSQL's naive UTC
+            return f"{stored.isoformat()}Z"
         return iso(self.python_value(stored))
 
 

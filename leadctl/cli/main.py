@@ -59,11 +59,26 @@ def main(
 # group's module is imported and registered only when one of its commands is asked for. Help,
 # and a name leadctl does not know (for the "no such command" answer), get every group.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "leadctl.cli.lead_commands": tuple(
-        "list show open reach-out reopen note assign export stats".split()
+    "leadctl.cli.lead_commands": (
+        "list",
+        "show",
+        "open",
+        "reach-out",
+        "reopen",
+        "note",
+        "assign",
+        "export",
+        "stats",
     ),
-    "leadctl.cli.admin_commands": tuple(
-        "serve release purge-quarantine attorney token outbox mail db".split()
+    "leadctl.cli.admin_commands": (
+        "serve",
+        "release",
+        "purge-quarantine",
+        "attorney",
+        "token",
+        "outbox",
+        "mail",
+        "db",
     ),
     "leadctl.cli.session_commands": ("login", "logout", "whoami"),
 }
