@@ -19,16 +19,10 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(runs + 1):
-        started = time.perf_counter()
-        subprocess.run(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
-        )
-        samples.append((time.perf_counter() - started) * 1000)
-    samples = samples[1:]  # the first run warms the page cache
-    return statistics.median(samples), min(samples)
+def run_once(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
@@ -56,12 +50,18 @@ def main() -> None:
         ("leadctl show ID", [leadctl, "show", str(args.count // 2)]),
     ]
     print(
-        f"{args.count:,} leads, median of {args.runs} runs (min in brackets), {os.cpu_count()} cores"
+        f"{args.count:,} leads, median of {args.runs} runs (min in brackets), {os.cpu_count()} cores;"
+        " the commands take turns, so a slow moment of the machine hits them all alike"
     )
-    floor = None
-    for label, cmd in rows:
-        median, best = timed(cmd, env, args.runs)
-        floor = floor or median
+    samples: dict[str, list[float]] = {label: [] for label, _ in rows}
+    for run in range(args.runs + 1):
+        for label, cmd in rows:
+            elapsed = run_once(cmd, env)
+            if run:  # the first round warms the page cache
+                samples[label].append(elapsed)
+    floor = statistics.median(samples[rows[0][0]])
+    for label, _ in rows:
+        median, best = statistics.median(samples[label]), min(samples[label])
         print(f"  {label:<36} {median:7.1f} ms  ({best:6.1f})  {median / floor:4.2f}× floor")
 
 
