@@ -78,7 +78,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         )
         worker = None
         if run_worker:
-            worker = DeliveryWorker(settings, make_sender, chores=[submissions.forget_old_keys])
+            worker = DeliveryWorker(
+                settings,
+                make_sender,
+                chores=[submissions.forget_old_keys],
+                separate_process=True,
+            )
             intake.wake_worker = worker.wake
             worker.start()
         app.state.intake = intake

@@ -258,4 +258,53 @@ def test_the_worker_does_its_chores_when_idle(sqlite_core: Settings) -> None:
         assert done.wait(5)
     finally:
         worker.stop()
-    assert not worker._thread.is_alive()
+    assert not worker.is_alive()
+
+
+def test_a_worker_in_its_own_process_delivers_and_stops(sqlite_core: Settings) -> None:
+    worker = outbox.DeliveryWorker(sqlite_core, make_sender, separate_process=True)
+    worker.start()
+    try:
+        _lead(sqlite_core)
+        worker.wake()
+        deadline = time.monotonic() + 20  # a spawned Python imports leadctl first
+        while len(list(Path(sqlite_core.mail_dir).glob("*.eml"))) < 2:
+            assert time.monotonic() < deadline, "the worker process delivered nothing"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert not worker.is_alive()
+    statuses = [m.status for m in OutboxMessage.select()]
+    assert statuses == [outbox.SENT, outbox.SENT]
+
+
+def test_a_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the server leaves no delivery process behind."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from leadctl import db, outbox\n"
+        "from leadctl.mailer import make_sender\n"
+        "from tests.conftest import make_settings\n"
+        "from pathlib import Path\n"
+        "s = make_settings(Path(sys.argv[1]))\n"
+        "db.bind(s.database_url); db.ensure_schema()\n"
+        "w = outbox.DeliveryWorker(s, make_sender, poll_seconds=0.2, separate_process=True)\n"
+        "w.start(); print(w._runner.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=root
+    )
+    child = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[
+        2
+    ] not in ("Z", "X"):
+        assert time.monotonic() < deadline, f"delivery process {child} outlived its server"
+        time.sleep(0.1)
+    assert done.returncode == -9 and os.getpid() != child
