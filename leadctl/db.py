@@ -281,11 +281,12 @@ def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], suffix: str 
     params = [
         field.db_value(row[name]) for row in rows for name, field in zip(names, fields, strict=True)
     ]
-    return run_sql(_insert_sql(model._meta.table_name, names, len(rows), suffix, model), params)
+    return run_sql(_insert_sql(model, names, len(rows), suffix), params)
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_sql(table: str, names: tuple[str, ...], count: int, suffix: str, model: Any) -> str:
+def _insert_sql(model: type[Model], names: tuple[str, ...], count: int, suffix: str) -> str:
+    table = model._meta.table_name
     columns = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in names)
     values = ", ".join(["(" + ", ".join("?" * len(names)) + ")"] * count)
     # Names from the model's own metadata; every value is a parameter.
