@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from intake import errors, public
-from intake.ratelimit import RateLimiter, parse_proxies, parse_rate
+from intake.ratelimit import RateLimiter
+from intake.security import security_headers
 from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
 from intake.writer import GroupCommitWriter
@@ -68,12 +70,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db.bind(settings.database_url, settings.sqlite_busy_timeout_ms)
         db.ensure_schema()
-        rate = parse_rate(settings.rate_limit)
         intake = Intake(
             settings,
             GroupCommitWriter(),
-            limiter=RateLimiter(*rate) if rate else None,
-            trusted_proxies=parse_proxies(settings.trusted_proxies),
+            limiter=RateLimiter(*settings.rate) if settings.rate else None,
+            trusted_proxies=settings.proxy_networks,
             form_secret=submissions.shared_secret("form-token"),
         )
         worker = None
@@ -99,11 +100,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             public.show_form,
             public.submit_form,
             public.health,
+            public.stylesheet,
             # One router for /api/v1: the public POST and the staff GET share /api/v1/leads.
             Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
         ],
         lifespan=[lifespan],
-        middleware=[access_logging, public.flood_gate],
+        middleware=[access_logging, security_headers(settings), public.flood_gate],
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,
@@ -114,6 +116,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             title="leadctl intake",
             version="1",
             path="/schema",
+            # The document itself, as JSON, at /schema and /schema/openapi.json. No HTML viewer:
+            # those pull scripts from a CDN, which the pages' Content-Security-Policy forbids.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(

@@ -100,6 +100,8 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
     for item in extra:
         if isinstance(item, dict):
             pairs.append((item.get("key"), str(item.get("message", exc.detail))))
+    if status == 413 and not pairs:  # Litestar's own "Request Entity Too Large"
+        pairs = [(None, "the request body is larger than this route accepts")]
     response = error_response(status, pairs or [(None, str(exc.detail))])
     response.headers.update(exc.headers or {})  # e.g. Allow on a 405
     return response

@@ -6,7 +6,7 @@ from html import escape
 
 from leadctl.resumes import ACCEPT_HINT
 
-_STYLE = """
+STYLESHEET = """
 body { font-family: system-ui, sans-serif; max-width: 36rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.5; color: #1b1b1b; }
 label { display: block; font-weight: 600; margin-top: 1rem; }
@@ -30,7 +30,7 @@ def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
+        f'<title>{escape(title)}</title>\n<link rel="stylesheet" href="/form.css">\n</head>\n'
         f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )
 

@@ -9,25 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 import threading
 import time
 from collections import OrderedDict, deque
 
 from litestar.types import Scope
 
-_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-def parse_rate(text: str) -> tuple[int, float] | None:
-    """`10/minute` → (10, 60.0); `off` → None; ValueError names the accepted forms."""
-    text = text.strip().lower()
-    if text in {"off", "none", "0", ""}:
-        return None
-    match = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour|day)s?", text)
-    if not match or int(match.group(1)) < 1:
-        raise ValueError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
-    return int(match.group(1)), float(_PERIODS[match.group(2)])
+from leadctl.settings import Network
 
 
 class RateLimiter:
@@ -65,21 +53,7 @@ class RateLimiter:
                 self._hits.popitem(last=False)  # forget the longest-idle client
 
 
-def parse_proxies(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    networks = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(
-                f"LEADS_TRUSTED_PROXIES: {item!r} is not an address or network"
-            ) from None
-    return networks
-
-
-def client_address(
-    scope: Scope, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> str:
+def client_address(scope: Scope, trusted: list[Network]) -> str:
     """Who is asking: the peer, or — only behind a trusted proxy — the X-Forwarded-For client.
 
     The rightmost address not itself a trusted proxy is taken, so a client cannot pick its own
@@ -98,7 +72,7 @@ def client_address(
     return peer
 
 
-def _is_trusted(address: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def _is_trusted(address: str, trusted: list[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 class SettingsError(ValueError):
@@ -42,7 +49,19 @@ class Settings:
     trusted_proxies: str = _setting(
         "LEADS_TRUSTED_PROXIES",
         "",
-        "Comma-separated proxy addresses (or CIDRs) whose `X-Forwarded-For` names the client.",
+        "Comma-separated proxy addresses (or CIDRs) whose `X-Forwarded-For` names the client; "
+        "the only source of the client address (uvicorn's own proxy handling is off).",
+    )
+    frame_ancestors: str = _setting(
+        "LEADS_FRAME_ANCESTORS",
+        "",
+        "Sites allowed to embed the form in a frame, e.g. `https://www.firm.example`; "
+        "empty refuses framing.",
+    )
+    header_timeout_seconds: float = _setting(
+        "LEADS_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        "Longest time a client may take to send a request line and headers (then cut off).",
     )
     confirmations_per_hour: int = _setting(
         "LEADS_CONFIRMATIONS_PER_HOUR",
@@ -108,6 +127,25 @@ class Settings:
         "LEADS_SMTP_TIMEOUT", 15.0, "Seconds an SMTP connection may stay silent before it fails."
     )
 
+    def __post_init__(self) -> None:
+        # Every setting is parsed here, so a bad value fails at start, in one place, in one line.
+        _ = self.rate, self.proxy_networks, self.frame_ancestor_sources
+
+    @cached_property
+    def rate(self) -> tuple[int, float] | None:
+        """`LEADS_RATE_LIMIT` as (submissions, period in seconds); None when off."""
+        return parse_rate(self.rate_limit)
+
+    @cached_property
+    def proxy_networks(self) -> list[Network]:
+        """`LEADS_TRUSTED_PROXIES` as networks."""
+        return parse_proxies(self.trusted_proxies)
+
+    @cached_property
+    def frame_ancestor_sources(self) -> list[str]:
+        """`LEADS_FRAME_ANCESTORS` as CSP sources; empty means no site may frame the pages."""
+        return parse_frame_ancestors(self.frame_ancestors)
+
     @property
     def max_resume_bytes(self) -> int:
         return int(self.max_resume_mb * 1024 * 1024)
@@ -130,6 +168,48 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def parse_rate(text: str) -> tuple[int, float] | None:
+    """`10/minute` → (10, 60.0); `off` → None; SettingsError names the accepted forms."""
+    text = text.strip().lower()
+    if text in {"off", "none", "0", ""}:
+        return None
+    match = re.fullmatch(r"(\d{1,9})\s*/\s*(second|minute|hour|day)s?", text)
+    if not match or int(match.group(1)) < 1:
+        raise SettingsError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
+    return int(match.group(1)), float(_PERIODS[match.group(2)])
+
+
+def parse_proxies(text: str) -> list[Network]:
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"LEADS_TRUSTED_PROXIES: {item!r} is not an address or network"
+            ) from None
+    return networks
+
+
+_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
+
+
+def parse_frame_ancestors(text: str) -> list[str]:
+    """Origins (`https://www.firm.example`, `https://*.firm.example`) or `self`; nothing that
+    could add another directive to the Content-Security-Policy."""
+    sources = []
+    for item in filter(None, re.split(r"[\s,]+", text.strip())):
+        if item.strip("'").lower() == "self":
+            sources.append("'self'")
+        elif _ORIGIN.fullmatch(item):
+            sources.append(item.lower())
+        else:
+            raise SettingsError(
+                f"LEADS_FRAME_ANCESTORS: {item!r} is not an origin like https://www.firm.example"
+            )
+    return sources
 
 
 def setting_docs() -> list[tuple[str, str, str]]:
@@ -155,7 +235,7 @@ def _convert(env: str, raw: str, kind: type) -> Any:
             value = kind(raw)
         except ValueError:
             raise SettingsError(f"{env} must be a number, not {raw!r}") from None
-        if value < 0:
-            raise SettingsError(f"{env} must not be negative")
+        if not math.isfinite(value) or value < 0:
+            raise SettingsError(f"{env} must be a finite number, not negative, not {raw!r}")
         return value
     return raw

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=36500)  # a century: longer is a typo, and would overflow dates
 
 
 def utcnow() -> datetime:
@@ -28,7 +29,13 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration; use a number and a unit, like 30m, 24h or 7d"
         )
     amount, unit = float(match.group(1)), match.group(2).lower()
-    return timedelta(**{_UNITS[unit]: amount})
+    try:
+        duration = timedelta(**{_UNITS[unit]: amount})
+    except OverflowError:
+        duration = MAX_DURATION * 2
+    if duration > MAX_DURATION:
+        raise ValueError(f"{text.strip()!r} is too long a duration; at most 36500d (a century)")
+    return duration
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
@@ -48,7 +55,10 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         parsed = datetime(day.year, day.month, day.day)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first representable moment
+        raise ValueError(f"{text.strip()!r} is out of the range of dates") from None
 
 
 def humanize_age(value: datetime, now: datetime | None = None) -> str:

@@ -12,10 +12,10 @@ import pytest
 from litestar.testing import TestClient
 
 from intake import create_app
-from intake.ratelimit import RateLimiter, client_address, parse_proxies, parse_rate
+from intake.ratelimit import RateLimiter, client_address
 from leadctl import attorneys, submissions
 from leadctl.models import Event, IdempotencyKey, Lead, OutboxMessage
-from leadctl.settings import Settings
+from leadctl.settings import Settings, parse_proxies, parse_rate
 from tests import samples
 from tests.conftest import submit
 
