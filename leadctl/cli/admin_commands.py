@@ -35,13 +35,7 @@ def serve(
     env: Env = ctx.obj
     if env.db_url:
         os.environ["LEADS_DATABASE_URL"] = env.db_url  # worker processes read the environment
-    from intake.ratelimit import parse_proxies, parse_rate
-
-    try:  # fail now, in one line, rather than in the server's start-up log
-        parse_rate(env.settings.rate_limit)
-        parse_proxies(env.settings.trusted_proxies)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    env.settings  # noqa: B018 - a bad setting fails now, in one line, not in the server's log
     uvicorn.run(
         "intake.asgi:app",
         host=host,
@@ -51,6 +45,11 @@ def serve(
         log_config=_log_config(),
         timeout_graceful_shutdown=20,
         timeout_keep_alive=5,
+        # The request head bounded in size and time (httptools has no limit of its own).
+        http="intake.httpd:BoundedHttpToolsProtocol",
+        # LEADS_TRUSTED_PROXIES alone says who the client is: uvicorn's own X-Forwarded-For
+        # handling would trust any local client's header.
+        proxy_headers=False,
     )
 
 
@@ -470,17 +469,22 @@ def db_backup(
     import sqlite3
 
     from leadctl.db import sqlite_path
+    from leadctl.private import private_file
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     url = env.settings.database_url
     if not url.startswith("sqlite:"):
         raise LeadctlError("db backup copies SQLite databases; for PostgreSQL use pg_dump")
-    if path.exists():
-        raise LeadctlError(f"{path} exists; choose a new file")
     source = sqlite_path(url)
     if not Path(source).exists():
         raise LeadctlError(f"no database at {source}")
+    try:  # the copy holds client data: readable by its owner only, whatever the umask
+        private_file(path)
+    except FileExistsError:
+        raise LeadctlError(f"{path} exists; choose a new file") from None
+    except OSError as exc:
+        raise LeadctlError(f"cannot create {path}: {exc.strerror}") from None
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(path)
     try:
