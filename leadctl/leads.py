@@ -248,6 +248,24 @@ def _stream(query: Any) -> Iterator[tuple[Any, ...]]:
 # Changing
 
 
+NOTE_MAX = 4000
+
+
+def check_note(text: str, field: str) -> str:
+    """A note trimmed, with CRLF as LF; InvalidInput naming `field` when too long or when it
+    holds a control character other than newline and tab (a terminal would act on it)."""
+    text = text.replace("\r\n", "\n").strip()
+    if len(text) > NOTE_MAX:
+        raise InvalidInput(
+            [(field, f"the note must be at most {NOTE_MAX:,} characters (got {len(text):,})")]
+        )
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        raise InvalidInput(
+            [(field, "the note must not contain control characters other than newline and tab")]
+        )
+    return text
+
+
 @dataclass
 class Outcome:
     """What a change did to one lead: `changed` False means it was already so (not a failure)."""
@@ -260,6 +278,8 @@ class Outcome:
 
 def change_state(ident: str | int, action: Action, actor: str, note: str | None = None) -> Outcome:
     """Apply `action` through the transition table; record who, when and the note."""
+    if note is not None:
+        note = check_note(note, "note")
     with write_transaction():
         lead = find(ident)
         current = State(lead.state)
@@ -300,7 +320,7 @@ def preview_state(ident: str | int, action: Action) -> Outcome:
 
 
 def add_note(ident: str | int, text: str, actor: str) -> Outcome:
-    text = text.strip()
+    text = check_note(text, "text")
     if not text:
         raise InvalidInput([("text", "the note is empty; say what happened")])
     with write_transaction():

@@ -11,6 +11,10 @@ from leadctl.errors import InvalidInput
 
 NAME_MAX = 100
 _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
+# Embeddings, overrides and isolates reorder what a reader sees (Trojan Source); no name needs
+# them. The marks (U+200E, U+200F, U+061C) and the joiners (U+200C, U+200D) stay: right-to-left
+# and Indic names and emoji sequences use them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -21,12 +25,20 @@ class Prospect:
 
 
 def check_name(value: str | None, label: str) -> str:
-    """A trimmed name of 1–100 characters with no control characters; ValueError otherwise."""
+    """A trimmed name of 1–100 characters with no control characters; ValueError otherwise.
+
+    Bidirectional embeddings, overrides and isolates count as control characters here.
+    """
     text = unicodedata.normalize("NFC", (value or "")).strip()
     if not text:
         raise ValueError(f"{label} is required")
     if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
         raise ValueError(f"{label} must not contain control characters or line breaks")
+    if not BIDI_CONTROLS.isdisjoint(text):
+        raise ValueError(
+            f"{label} must not contain bidirectional control characters (U+202A–U+202E, "
+            "U+2066–U+2069)"
+        )
     if len(text) > NAME_MAX:
         raise ValueError(f"{label} must be at most {NAME_MAX} characters (got {len(text)})")
     return text

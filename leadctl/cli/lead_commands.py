@@ -255,7 +255,7 @@ def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
             change.lead or {"id": ident}
         )
         if not out.machine:
-            out.stdout.write(change.message + "\n")
+            out.line(change.message)
     if out.machine:
         out.obj(result.as_dict())
     if result.failed:

@@ -1,6 +1,7 @@
 """The `leadctl` entry point: global options, the command groups, and the one exit-code mapping."""
 
 import importlib
+import io
 import sys
 from typing import Annotated
 
@@ -8,6 +9,7 @@ import typer
 
 from leadctl.cli.context import Env, UsageError
 from leadctl.cli.exitcodes import ExitCode, exit_code_for
+from leadctl.cli.output import visible
 from leadctl.errors import LeadctlError
 from leadctl.settings import SettingsError
 
@@ -111,7 +113,19 @@ def register(args: list[str] | None = None) -> typer.Typer:
 
 
 def _error(message: str) -> None:
-    print(f"leadctl: error: {message}", file=sys.stderr)
+    # Error text carries outside text: an id the user typed, a server's message in remote mode.
+    print(f"leadctl: error: {visible(message)}", file=sys.stderr)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """The parser's usage message, which quotes what was typed, made visible before printing."""
+    show = getattr(exc, "show", None)
+    if not callable(show):
+        _error(str(exc))
+        return
+    buffer = io.StringIO()
+    show(file=buffer)
+    sys.stderr.write(visible(buffer.getvalue(), multiline=True))
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -128,11 +142,7 @@ def run(argv: list[str] | None = None) -> None:
         _error("cancelled")
         code = ExitCode.FAILURE
     except typer.TyperException as exc:  # the parser's usage errors (Typer vendors Click)
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            _error(str(exc))
+        _show_usage_error(exc)
         code = ExitCode.USAGE
     except (UsageError, SettingsError) as exc:
         _error(str(exc))

@@ -1,10 +1,15 @@
-"""One renderer: Rich on a terminal, plain tab-separated text when piped, or JSON/CSV/NDJSON."""
+"""One renderer: Rich on a terminal, plain tab-separated text when piped, or JSON/CSV/NDJSON.
+
+Every string that came from outside (a prospect, an attorney, the server) is printed through
+`visible()`: a terminal never acts on it, and Rich never reads it as markup.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,16 +30,89 @@ class Column:
     style: str | None = None
 
     def plain(self, item: dict[str, Any]) -> str:
-        return _plain(self.value(item))
+        return visible(_plain(self.value(item)))
 
     def shown(self, item: dict[str, Any]) -> str:
-        return self.on_terminal(item) if self.on_terminal else self.plain(item)
+        return visible(self.on_terminal(item)) if self.on_terminal else self.plain(item)
 
 
 def age(value: Any) -> str:
     if not value:
         return ""
     return humanize_age(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+# C0 (ESC starts every terminal escape sequence; CR rewrites the line), DEL, C1 (0x9b is a
+# one-byte CSI), line and paragraph separators, the bidi embeddings, overrides and isolates
+# (Trojan Source), and lone surrogates (unprintable in UTF-8). The bidi marks U+200E, U+200F
+# and U+061C stay: they cannot reorder strong text, and right-to-left names use them. The
+# joiners U+200C/U+200D stay too: Indic scripts and emoji sequences need them.
+_UNSAFE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_ONE_LINE = re.compile(f"[{_UNSAFE}]")
+_MULTI_LINE = re.compile(f"(?![\\t\\n])[{_UNSAFE}]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# What JSON text may carry raw but a terminal would act on; json.dumps escapes C0 itself.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# OWASP's list of cell openings a spreadsheet reads as a formula, plus LF.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _notation(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: Any, *, multiline: bool = False) -> str:
+    """Outside text made safe to print: control and bidi characters become `\\x1b` / `\\u202e`.
+
+    The one place that marks text as untrusted: every print path of `Output` goes through it.
+    With `multiline`, newline and tab stay (a renderer's own layout); everything else that a
+    terminal would act on, including CR, is shown escaped.
+    """
+    text = text if isinstance(text, str) else str(text)
+    pattern = _MULTI_LINE if multiline else _ONE_LINE
+    return pattern.sub(_notation, text) if pattern.search(text) else text
+
+
+def untrusted(value: Any) -> Any:
+    """`value` with every string in it (keys too) made `visible` on one line, for renderers.
+
+    A newline in a note then cannot start a line of its own that looks like another event.
+    """
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {untrusted(k): untrusted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [untrusted(v) for v in value]
+    return value
+
+
+def csv_row(values: Iterable[Any]) -> list[str]:
+    """CSV cells a spreadsheet shows as text: a formula opening gets a leading `'` (OWASP), and
+    control characters are made visible as everywhere else."""
+    cells = [v if type(v) is str else _plain(v) for v in values]
+    # One search over the whole row: an export of a million clean rows stays near its old speed.
+    shown = [visible(c) for c in cells] if _ONE_LINE.search("".join(cells)) else cells
+    return [
+        "'" + s if c.startswith(_FORMULA_START) else s for c, s in zip(cells, shown, strict=True)
+    ]
+
+
+def csv_cell(value: Any) -> str:
+    return csv_row([value])[0]
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON of the exact values, with C1, bidi and separator characters written as `\\uXXXX`.
+
+    Still the same JSON value for any parser; a terminal showing it has nothing to act on.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    if not _JSON_UNSAFE.search(text):
+        return text
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _plain(value: Any) -> str:
@@ -44,8 +122,7 @@ def _plain(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    # Tabs and newlines would break the one-row-per-line contract of piped output.
-    return str(value).replace("\t", " ").replace("\n", " ")
+    return str(value)
 
 
 class Output:
@@ -85,10 +162,14 @@ class Output:
 
     def say(self, message: str) -> None:
         """A remark for the person at the terminal; never part of the data."""
-        print(message, file=self.stderr)
+        print(visible(message), file=self.stderr)
 
     def error(self, message: str) -> None:
-        print(f"leadctl: error: {message}", file=self.stderr)
+        print(f"leadctl: error: {visible(message)}", file=self.stderr)
+
+    def line(self, message: str) -> None:
+        """One human line of data on stdout (a batch command's answer for one lead)."""
+        self.stdout.write(visible(message) + "\n")
 
     # -- data (stdout) ------------------------------------------------------------------------
 
@@ -101,7 +182,7 @@ class Output:
         if self.fmt == "ndjson":
             n = 0
             for item in items:
-                self.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+                self.stdout.write(json_text(item) + "\n")
                 n += 1
             return n
         if self.fmt == "csv":
@@ -119,30 +200,33 @@ class Output:
         n = 0
         self.stdout.write("[")
         for item in items:
-            self.stdout.write(("," if n else "") + "\n  " + json.dumps(item, ensure_ascii=False))
+            self.stdout.write(("," if n else "") + "\n  " + json_text(item))
             n += 1
         self.stdout.write("\n]\n" if n else "]\n")
         return n
 
     def _csv(self, items: Iterable[dict[str, Any]]) -> int:
-        writer: Any = None
+        writer = csv.writer(self.stdout)
+        fields: list[str] = []
         n = 0
         for item in items:
-            if writer is None:
-                writer = csv.DictWriter(self.stdout, fieldnames=list(item), extrasaction="ignore")
-                writer.writeheader()
-            writer.writerow({k: _plain(v) for k, v in item.items()})
+            if not fields:
+                fields = list(item)
+                writer.writerow(fields)
+            writer.writerow(csv_row(item.get(k) for k in fields))
             n += 1
         return n
 
     def _table(self, items: list[dict[str, Any]], columns: list[Column], title: str | None) -> int:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, header_style="bold" if self.color else "")
         for c in columns:
             table.add_column(c.header, style=c.style if self.color else None, overflow="fold")
         for item in items:
-            table.add_row(*(c.shown(item) for c in columns))
+            # Text, never a str: Rich would read `[/]` or `[link=…]` in a name as markup.
+            table.add_row(*(Text(c.shown(item)) for c in columns))
         self._console().print(table)
         return len(items)
 
@@ -151,10 +235,13 @@ class Output:
     ) -> None:
         """One object: JSON in machine formats; otherwise the human rendering (or key: value)."""
         if self.machine:
-            self.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+            self.stdout.write(json_text(data, indent=2) + "\n")
             return
-        text = human(data) if human else "\n".join(f"{k}: {_plain(v)}" for k, v in data.items())
-        self.stdout.write(text.rstrip("\n") + "\n")
+        # The renderer sees one-line visible values, and what it makes is checked once more for
+        # text it took from elsewhere (a URL, a path); its own newlines and tabs are its layout.
+        shown = untrusted(data)
+        text = human(shown) if human else "\n".join(f"{k}: {_plain(v)}" for k, v in shown.items())
+        self.stdout.write(visible(text.rstrip("\n"), multiline=True) + "\n")
 
 
 def _isatty(stream: IO[str]) -> bool:
