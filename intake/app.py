@@ -25,6 +25,7 @@ from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
 from leadctl.outbox import DeliveryWorker
 from leadctl.settings import Settings
+from leadctl.text import visible
 
 access_log = logging.getLogger("intake.access")
 BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
@@ -53,7 +54,7 @@ def access_logging(app: ASGIApp) -> ASGIApp:
             access_log.info(
                 "%s %s %d %.1fms lead=%s",
                 scope.get("method", "-"),
-                scope["path"],
+                visible(scope["path"]),  # a path may carry an escape sequence for a terminal
                 status,
                 (time.perf_counter() - started) * 1000,
                 reference,

@@ -119,6 +119,16 @@ def test_trickled_headers_are_cut_off(tmp_path: Path, make_server: Any) -> None:
     assert "refused a request head" in log
 
 
+def test_the_access_log_shows_a_hostile_path_escaped(tmp_path: Path, make_server: Any) -> None:
+    server = make_server(make_settings(tmp_path))
+    path = b"/api/v1/leads/%1b%5b2J%e2%80%ae"
+    answer = _raw(server.port, b"GET " + path + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    log = server.wait_log(" 401 ")
+    assert "GET /api/v1/leads/\\x1b[2J\\u202e 401" in log
+    assert "\x1b[2J" not in log and "\u202e" not in log
+
+
 # -- who is the client ---------------------------------------------------------------------------
 
 

@@ -228,6 +228,7 @@ def open_resume(
 
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file overwritten with --force may have been readable by others
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 

@@ -9,9 +9,9 @@ import typer
 
 from leadctl.cli.context import Env, UsageError
 from leadctl.cli.exitcodes import ExitCode, exit_code_for
-from leadctl.cli.output import visible
 from leadctl.errors import LeadctlError
 from leadctl.settings import SettingsError
+from leadctl.text import visible
 
 app = typer.Typer(
     name="leadctl",

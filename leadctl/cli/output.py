@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+from leadctl.text import UNSAFE_ON_ONE_LINE, visible
 from leadctl.timeutil import humanize_age
 
 FORMATS = ("table", "json", "csv", "ndjson")
@@ -42,37 +43,10 @@ def age(value: Any) -> str:
     return humanize_age(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
 
 
-# C0 (ESC starts every terminal escape sequence; CR rewrites the line), DEL, C1 (0x9b is a
-# one-byte CSI), line and paragraph separators, the bidi embeddings, overrides and isolates
-# (Trojan Source), and lone surrogates (unprintable in UTF-8). The bidi marks U+200E, U+200F
-# and U+061C stay: they cannot reorder strong text, and right-to-left names use them. The
-# joiners U+200C/U+200D stay too: Indic scripts and emoji sequences need them.
-_UNSAFE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-_ONE_LINE = re.compile(f"[{_UNSAFE}]")
-_MULTI_LINE = re.compile(f"(?![\\t\\n])[{_UNSAFE}]")
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # What JSON text may carry raw but a terminal would act on; json.dumps escapes C0 itself.
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # OWASP's list of cell openings a spreadsheet reads as a formula, plus LF.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def _notation(match: re.Match[str]) -> str:
-    ch = match.group()
-    code = ord(ch)
-    return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def visible(text: Any, *, multiline: bool = False) -> str:
-    """Outside text made safe to print: control and bidi characters become `\\x1b` / `\\u202e`.
-
-    The one place that marks text as untrusted: every print path of `Output` goes through it.
-    With `multiline`, newline and tab stay (a renderer's own layout); everything else that a
-    terminal would act on, including CR, is shown escaped.
-    """
-    text = text if isinstance(text, str) else str(text)
-    pattern = _MULTI_LINE if multiline else _ONE_LINE
-    return pattern.sub(_notation, text) if pattern.search(text) else text
 
 
 def untrusted(value: Any) -> Any:
@@ -94,7 +68,7 @@ def csv_row(values: Iterable[Any]) -> list[str]:
     control characters are made visible as everywhere else."""
     cells = [v if type(v) is str else _plain(v) for v in values]
     # One search over the whole row: an export of a million clean rows stays near its old speed.
-    shown = [visible(c) for c in cells] if _ONE_LINE.search("".join(cells)) else cells
+    shown = [visible(c) for c in cells] if UNSAFE_ON_ONE_LINE.search("".join(cells)) else cells
     return [
         "'" + s if c.startswith(_FORMULA_START) else s for c, s in zip(cells, shown, strict=True)
     ]

@@ -1,0 +1,35 @@
+"""Outside text made safe to show on a terminal or in a log: control and bidi characters escaped."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 (ESC starts every terminal escape sequence; CR rewrites the line), DEL, C1 (0x9b is a
+# one-byte CSI), line and paragraph separators, the bidi embeddings, overrides and isolates
+# (Trojan Source), and lone surrogates (unprintable in UTF-8). The bidi marks U+200E, U+200F
+# and U+061C stay: they cannot reorder strong text, and right-to-left names use them. The
+# joiners U+200C/U+200D stay too: Indic scripts and emoji sequences need them.
+_UNSAFE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+UNSAFE_ON_ONE_LINE = re.compile(f"[{_UNSAFE}]")
+_UNSAFE_ON_MULTI_LINE = re.compile(f"(?![\\t\\n])[{_UNSAFE}]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _notation(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: Any, *, multiline: bool = False) -> str:
+    """Outside text made safe to print: control and bidi characters become `\\x1b` / `\\u202e`.
+
+    The one place that marks text as untrusted: every print path of the CLI's `Output` and
+    the server's log lines go through it.
+    With `multiline`, newline and tab stay (a renderer's own layout); everything else that a
+    terminal would act on, including CR, is shown escaped.
+    """
+    text = text if isinstance(text, str) else str(text)
+    pattern = _UNSAFE_ON_MULTI_LINE if multiline else UNSAFE_ON_ONE_LINE
+    return pattern.sub(_notation, text) if pattern.search(text) else text
