@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from peewee import (
 
 from leadctl.errors import LeadctlError, StorageUnavailable
 from leadctl.models import ALL_MODELS, SchemaVersion, database
+from leadctl.private import private_file
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,38 @@ def _v3_stats_and_search(db: Database) -> None:
     create_search_index(db)
 
 
+def _v4_confirmation_mailbox(db: Database) -> None:
+    """The mailbox a confirmation went to, however spelt, so that the one-per-hour cap counts
+    mailboxes (`Jane@…`, `jane+x@…`) instead of exact recipients; its index replaces theirs."""
+    from peewee import CharField
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import OutboxMessage
+    from leadctl.submissions import CONFIRMATION_WINDOW, mailbox_key
+    from leadctl.timeutil import utcnow
+
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_column("outbox_message", "mailbox", CharField(max_length=400, null=True)))
+    # Only confirmations within the cap's window are ever looked up by mailbox: a few rows.
+    recent = OutboxMessage.select(OutboxMessage.id, OutboxMessage.recipient).where(
+        (OutboxMessage.purpose == "confirmation")
+        & (OutboxMessage.created_at > utcnow() - CONFIRMATION_WINDOW)
+    )
+    for row in list(recent):
+        OutboxMessage.update(mailbox=mailbox_key(row.recipient)).where(
+            OutboxMessage.id == row.id
+        ).execute()
+    migrate(
+        migrator.add_index("outbox_message", ("mailbox", "purpose", "created_at"), False),
+        migrator.drop_index("outbox_message", "outbox_message_recipient_purpose_created_at"),
+    )
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _v2_quarantine_idempotency,
     3: _v3_stats_and_search,
+    4: _v4_confirmation_mailbox,
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -201,8 +231,14 @@ def sqlite_path(url: str) -> str:
 def make_database(url: str, busy_timeout_ms: int = 5000) -> Database:
     """A peewee database for the URL, not yet connected."""
     if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        if path != ":memory:" and not os.path.exists(path):
+            # Created here, 0600, rather than by SQLite under the umask; SQLite gives its -wal
+            # and -shm files the mode of the database file.
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
+                private_file(path)
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": busy_timeout_ms}
-        return SqliteDatabase(sqlite_path(url), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
+        return SqliteDatabase(path, pragmas=pragmas, timeout=busy_timeout_ms / 1000)
     if url.startswith(("postgresql:", "postgres:")):
         parts = urlsplit(url)
         params: dict[str, Any] = {}

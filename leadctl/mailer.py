@@ -9,11 +9,13 @@ import smtplib
 import tempfile
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadctl.errors import LeadctlError
+from leadctl.private import private_folder
 from leadctl.settings import Settings
 from leadctl.timeutil import utcnow
 
@@ -25,11 +27,36 @@ class DeliveryError(LeadctlError):
     """A message could not be handed over; the outbox will try again later."""
 
 
+def transport_address(address: str) -> tuple[str, bool]:
+    """The address as it travels, and whether it needs SMTPUTF8.
+
+    An internationalized domain travels in its IDNA (`xn--`) form, which every server takes; only
+    a non-ASCII local part (`zoë@…`) needs the server's SMTPUTF8 and RFC 6532 (UTF-8) headers.
+    """
+    if address.isascii():
+        return address, False
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        checked = validate_email(address, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        raise DeliveryError(f"cannot send to {address!r}: {exc}") from None
+    if checked.ascii_email is not None:
+        return checked.ascii_email, False
+    return f"{checked.local_part}@{checked.ascii_domain}", True
+
+
 def build_message(composed: Composed, sender: str, message_id: str) -> EmailMessage:
-    """The MIME message; headers go through the `email` package, which refuses CR/LF in them."""
-    msg = EmailMessage(policy=SMTP_POLICY)
+    """The MIME message; headers go through the `email` package, which refuses CR/LF in them.
+
+    UTF-8 headers (RFC 6532) only where an address needs them: elsewhere a non-ASCII subject is
+    encoded (RFC 2047), so the message suits any server. The `.eml` file gets the same bytes.
+    """
+    sender, sender_utf8 = transport_address(sender)
+    recipient, recipient_utf8 = transport_address(composed.recipient)
+    msg = EmailMessage(policy=SMTPUTF8_POLICY if sender_utf8 or recipient_utf8 else SMTP_POLICY)
     msg["From"] = sender
-    msg["To"] = composed.recipient
+    msg["To"] = recipient
     msg["Subject"] = composed.subject
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = message_id
@@ -45,17 +72,21 @@ class Sender(Protocol):
 
 
 class FileSender:
-    """Writes one `.eml` per message; a retried message overwrites its own file, never doubles."""
+    """Writes one `.eml` per message; a retried message overwrites its own file, never doubles.
+
+    The folder is made 0700 and each file 0600 whatever the umask: they hold prospects' details.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
     def send(self, msg: EmailMessage) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9.-]+", "_", str(msg["Message-ID"]).strip("<>"))
         target = self.directory / f"{stem}.eml"
         try:
+            private_folder(self.directory)
             # A crash mid-write leaves a hidden .part file, not one that looks like a message.
+            # mkstemp makes it 0600 whatever the umask, and os.replace keeps that mode.
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".eml.part")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(msg.as_bytes())
@@ -70,11 +101,13 @@ class FileSender:
 
 
 class SmtpSender:
-    """SMTP through yagmail, which opens the connection, does STARTTLS/SSL and logs in.
+    """SMTP through yagmail, which opens the connection and does STARTTLS/SSL; the login is ours,
+    so that a refused one is reported as such, naming the user.
 
     One instance holds one connection and is not thread-safe: give each worker thread its own.
-    The message is built here, so nothing a prospect typed reaches yagmail's `contents`
-    (which would attach any string that happens to be a file path).
+    Whatever happens to one message, the connection is reset (RSET) or dropped before the next,
+    so one failure never poisons the session. The message is built here, so nothing a prospect
+    typed reaches yagmail's `contents` (which would attach any string that is a file path).
     """
 
     def __init__(self, settings: Settings, password: str | None) -> None:
@@ -82,58 +115,171 @@ class SmtpSender:
         self.password = password
         self._client: Any = None
 
+    @property
+    def _where(self) -> str:
+        s = self.settings
+        return f"{s.smtp_host}:{self._port}"
+
+    @property
+    def _port(self) -> int:
+        s = self.settings
+        return s.smtp_port or (465 if s.smtp_ssl else 587 if s.smtp_starttls else 25)
+
     def _connect(self) -> Any:
         import yagmail  # heavy (lxml, premailer): only the SMTP path pays for it
 
         s = self.settings
-        port = s.smtp_port or (465 if s.smtp_ssl else 587 if s.smtp_starttls else 25)
-        client = yagmail.SMTP(
-            # A {login: alias} dict: a plain login without "@" would get "@gmail.com" appended.
-            user={s.smtp_user: s.smtp_user} if s.smtp_user else None,
-            password=self.password if s.smtp_user else None,
-            host=s.smtp_host,
-            port=port,
-            smtp_starttls=s.smtp_starttls and not s.smtp_ssl,
-            smtp_ssl=s.smtp_ssl,
-            smtp_skip_login=not s.smtp_user,
-            soft_email_validation=False,
-            timeout=s.smtp_timeout,
-        )
-        client.login()
+        try:
+            client = yagmail.SMTP(
+                # A {login: alias} dict: a plain login without "@" would get "@gmail.com" added.
+                user={s.smtp_user: s.smtp_user} if s.smtp_user else None,
+                host=s.smtp_host,
+                port=self._port,
+                smtp_starttls=s.smtp_starttls and not s.smtp_ssl,
+                smtp_ssl=s.smtp_ssl,
+                smtp_skip_login=True,
+                soft_email_validation=False,
+                timeout=s.smtp_timeout,
+            )
+            client.login()  # with smtp_skip_login: connect and STARTTLS only
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"cannot connect to the SMTP server {self._where}: {_describe(exc)}"
+            ) from exc
+        if s.smtp_user:
+            try:
+                self._login(client.smtp)
+            except BaseException:
+                _quietly_close(client)
+                raise
         return client
 
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        user = self.settings.smtp_user
+        fix = "check the password (leadctl mail setup, or LEADS_SMTP_PASSWORD)"
+        try:
+            smtp.login(user, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"SMTP authentication as {user!r} failed at {self._where} "
+                f"({exc.smtp_code} {_text(exc.smtp_error)}): {fix}"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(
+                f"SMTP authentication as {user!r} is impossible: {self._where} offers no AUTH "
+                "(many servers offer it only after STARTTLS: LEADS_SMTP_STARTTLS=true)"
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            # Servers stall or hang up on a wrong password rather than answer it quickly.
+            if _timed_out(exc):
+                what = f"gave no answer within {self.settings.smtp_timeout:g} s"
+            else:
+                what = f"dropped the connection ({_describe(exc)})"
+            raise DeliveryError(
+                f"SMTP authentication as {user!r} failed at {self._where}: the server {what}; {fix}"
+            ) from exc
+
     def send(self, msg: EmailMessage) -> None:
-        recipients = [str(msg["To"])]
+        # Everything that can fail on our side fails here, before a transaction is begun.
+        sender, sender_utf8 = transport_address(self.settings.from_email)
+        recipient, recipient_utf8 = transport_address(str(msg["To"]))
+        international = sender_utf8 or recipient_utf8
+        # A message built for ASCII headers gets UTF-8 ones where its addresses need them.
+        data = msg.as_bytes(policy=SMTPUTF8_POLICY if international else None)
         for attempt in (1, 2):
+            reused = self._client is not None
+            if self._client is None:
+                self._client = self._connect()
+            smtp: smtplib.SMTP = self._client.smtp
             try:
-                if self._client is None:
-                    self._client = self._connect()
-                refused = self._client.smtp.sendmail(
-                    self.settings.from_email, recipients, msg.as_bytes()
-                )
+                smtp.ehlo_or_helo_if_needed()
+                options = []
+                if international:
+                    if not smtp.has_extn("smtputf8"):
+                        raise DeliveryError(
+                            f"cannot send to {recipient!r}: a non-ASCII address needs the "
+                            f"SMTPUTF8 extension, which {self._where} does not offer"
+                        )
+                    options.append("SMTPUTF8")
+                if not data.isascii() and smtp.has_extn("8bitmime"):
+                    options.append("BODY=8BITMIME")  # the UTF-8 text parts are sent as 8bit
+                refused = smtp.sendmail(sender, [recipient], data, mail_options=options)
+            except DeliveryError:
+                raise  # nothing was begun on the connection
             except smtplib.SMTPServerDisconnected as exc:
                 self.close()
-                if attempt == 2:
-                    raise DeliveryError(f"SMTP server disconnected: {exc}") from exc
-                continue  # a kept-alive connection the server dropped: reconnect once
-            except smtplib.SMTPRecipientsRefused as exc:
-                codes = "; ".join(f"{code} {reason!r}" for code, reason in exc.recipients.values())
-                raise DeliveryError(f"recipient refused: {codes}") from exc
-            except smtplib.SMTPResponseException as exc:
-                self.close()
-                raise DeliveryError(f"SMTP error {exc.smtp_code}: {exc.smtp_error!r}") from exc
-            except (smtplib.SMTPException, OSError) as exc:
-                self.close()
-                raise DeliveryError(f"SMTP delivery failed: {type(exc).__name__}: {exc}") from exc
+                if reused and attempt == 1 and not _timed_out(exc):
+                    continue  # a kept-alive connection the server dropped: reconnect once
+                if _timed_out(exc):
+                    raise DeliveryError(
+                        f"SMTP server {self._where} gave no answer within "
+                        f"{self.settings.smtp_timeout:g} s"
+                    ) from exc
+                raise DeliveryError(f"SMTP server {self._where} disconnected: {exc}") from exc
+            except Exception as exc:
+                self._recover(exc)
+                raise DeliveryError(_failure(exc)) from exc
+            except BaseException:
+                self.close()  # interrupted mid-transaction: the connection's state is unknown
+                raise
             if refused:
                 raise DeliveryError(f"recipient refused: {refused}")
             return
 
+    def _recover(self, exc: Exception) -> None:
+        """Leave the connection ready for the next message: RSET, or drop it when that fails
+        or when the failure leaves its state unknown (a timeout, a broken socket)."""
+        if isinstance(exc, OSError) or self._client is None:
+            self.close()
+            return
+        try:
+            code, _ = self._client.smtp.rset()
+        except Exception:  # noqa: BLE001 - any trouble here means: start afresh
+            code = 0
+        if code != 250:
+            self.close()
+
     def close(self) -> None:
         if self._client is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection must not fail
-                self._client.close()
+            _quietly_close(self._client)
             self._client = None
+
+
+def _quietly_close(client: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection must not fail
+        client.close()
+    with contextlib.suppress(Exception):
+        client.smtp.close()  # yagmail's close() only QUITs; a failed QUIT leaves the socket
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """smtplib reports a silent server as "Connection unexpectedly closed: timed out"."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _failure(exc: Exception) -> str:
+    """One line for a failed send (kept as the outbox message's last error)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "recipient refused: " + "; ".join(
+            f"{code} {_text(reason)}" for code, reason in exc.recipients.values()
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return f"sender {exc.sender!r} refused: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP error {exc.smtp_code}: {_text(exc.smtp_error)}"
+    if isinstance(exc, UnicodeError):
+        return f"an address or header could not be encoded for SMTP: {exc}"
+    return f"SMTP delivery failed: {_describe(exc)}"
 
 
 def make_sender(settings: Settings) -> Sender:

@@ -21,6 +21,11 @@ class Composed:
 def new_message_id(from_email: str, hint: str) -> str:
     """A globally unique, stable Message-ID; kept on the outbox row so retries reuse it."""
     domain = from_email.rpartition("@")[2] or "localhost"
+    if not domain.isascii():  # a Message-ID is ASCII: an internationalized domain as IDNA
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = "localhost"
     return f"<{hint}.{secrets.token_hex(8)}@{domain}>"
 
 
@@ -32,22 +37,26 @@ def _html_page(paragraphs: list[str]) -> str:
     )
 
 
-def confirmation(first_name: str, reference: str, recipient: str) -> Composed:
-    """To the prospect: we have your details, here is your reference, what happens next."""
+def confirmation(reference: str, recipient: str) -> Composed:
+    """To the prospect: we have your details, here is your reference, what happens next.
+
+    The greeting is neutral on purpose: anyone can type anyone's address into the form, so
+    nothing the prospect wrote (a "first name" such as `Visit evil.example/win`) is echoed
+    to that address. Only our own words and the reference go out.
+    """
     text = (
-        f"Dear {first_name},\n\n"
+        "Hello,\n\n"
         "Thank you for contacting us. We have received your details and your resume.\n\n"
         f"Your reference is {reference}. Please quote it if you write to us.\n\n"
         "What happens next: an attorney will review what you sent and contact you at this "
         "address, usually within two business days. There is nothing more you need to do.\n\n"
         "Kind regards,\nThe intake team\n"
     )
-    e = html.escape
     page = _html_page(
         [
-            f"Dear {e(first_name)},",
+            "Hello,",
             "Thank you for contacting us. We have received your details and your resume.",
-            f"Your reference is <strong>{e(reference)}</strong>. "
+            f"Your reference is <strong>{html.escape(reference)}</strong>. "
             "Please quote it if you write to us.",
             "What happens next: an attorney will review what you sent and contact you at this "
             "address, usually within two business days. There is nothing more you need to do.",

@@ -183,6 +183,9 @@ class OutboxMessage(BaseModel):
     purpose = CharField(max_length=40)
     message_id = CharField(max_length=255, unique=True)
     recipient = CharField(max_length=320)
+    # A confirmation's mailbox, however spelt (`Jane+x@Example.com` → `jane@example.com`):
+    # what the one-per-hour cap counts. See submissions.mailbox_key.
+    mailbox = CharField(max_length=400, null=True)
     subject = TextField()
     body_text = TextField()
     body_html = TextField()
@@ -198,8 +201,8 @@ class OutboxMessage(BaseModel):
         indexes = (
             (("status", "next_attempt_at"), False),
             (("purpose", "created_at"), False),
-            # The mail cap's "one confirmation per address per hour", without a scan.
-            (("recipient", "purpose", "created_at"), False),
+            # The mail cap's "one confirmation per mailbox per hour", without a scan.
+            (("mailbox", "purpose", "created_at"), False),
         )
 
 

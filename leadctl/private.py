@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -19,9 +20,18 @@ def private_file(path: str | os.PathLike[str]) -> None:
 
 
 def private_folder(path: str | os.PathLike[str]) -> Path:
-    """Make `path` (and missing parents) a folder; one this call creates is mode 0700."""
+    """Make `path` a folder; each folder this call creates (missing parents too) is mode 0700.
+
+    A folder that already exists is left as it is: an admin may have opened it on purpose.
+    """
     folder = Path(path)
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
-        os.chmod(folder, FOLDER_MODE)
+    missing = []
+    step = folder
+    while not step.is_dir():
+        missing.append(step)
+        step = step.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            created.mkdir(mode=FOLDER_MODE)
+            os.chmod(created, FOLDER_MODE)  # mkdir's mode is cut by the umask; this is exact
     return folder

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Crockford-style alphabet without 0/O, 1/I/L and U: easy to read out on the phone.
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+CONFIRMATION_WINDOW = timedelta(hours=1)  # one confirmation per mailbox in this time
 DOUBLE_CLICK_WINDOW = timedelta(minutes=10)
 QUARANTINE_KEPT = timedelta(days=30)
 
@@ -185,14 +186,14 @@ def _notify(
         )
     ]
     rows = []
-    skip = _confirmation_cap(lead.email, settings, now)
+    mailbox = mailbox_key(lead.email)
+    skip = _confirmation_cap(mailbox, settings, now)
     if skip is None:
-        confirm = messages.confirmation(lead.first_name, lead.reference, lead.email)
-        rows.append(
-            outbox.message_row(
-                confirm, settings=settings, purpose="confirmation", lead=lead, now=now
-            )
+        confirm = messages.confirmation(lead.reference, lead.email)
+        row = outbox.message_row(
+            confirm, settings=settings, purpose="confirmation", lead=lead, now=now
         )
+        rows.append({**row, "mailbox": mailbox})
     else:
         events.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
     notify = messages.notification(
@@ -207,23 +208,39 @@ def _notify(
         recipient=attorney.email if attorney else settings.intake_email,
         assigned=attorney is not None,
     )
-    rows.append(
-        outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
-    )
+    row = outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
+    rows.append({**row, "mailbox": None})  # one INSERT takes rows of the same fields
     insert_rows(OutboxMessage, rows)
     return events
 
 
-def _confirmation_cap(email: str, settings: Settings, now: datetime) -> str | None:
-    """Why no confirmation may go to `email` now, or None: the form must not mail strangers."""
-    hour_ago = OutboxMessage.created_at.db_value(now - timedelta(hours=1))
-    to_this_address = run_sql(  # (recipient, purpose, created_at): a few rows at most
-        "SELECT 1 FROM outbox_message WHERE recipient = ? AND purpose = ? AND created_at > ? "
-        "LIMIT 1",
-        (email, "confirmation", hour_ago),
+def mailbox_key(email: str) -> str:
+    """The mailbox an address reaches, however it is spelt: the local part lowercased and without
+    its `+tag`, the domain lowercased in IDNA form (`Jane+x@Exämple.com` becomes
+    `jane@xn--exmple-cua.com`).
+
+    Only for counting (the confirmation cap): two keys that merge distinct mailboxes would merely
+    send one confirmation fewer.
+    """
+    from leadctl.mailer import DeliveryError, transport_address
+
+    try:
+        address, _ = transport_address(email)
+    except DeliveryError:  # not an address we could send to: count it as spelt
+        address = email
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0].lower()}@{domain.lower()}"
+
+
+def _confirmation_cap(mailbox: str, settings: Settings, now: datetime) -> str | None:
+    """Why no confirmation may go to `mailbox` now, or None: the form must not mail strangers."""
+    hour_ago = OutboxMessage.created_at.db_value(now - CONFIRMATION_WINDOW)
+    to_this_mailbox = run_sql(  # (mailbox, purpose, created_at): a few rows at most
+        "SELECT 1 FROM outbox_message WHERE mailbox = ? AND purpose = ? AND created_at > ? LIMIT 1",
+        (mailbox, "confirmation", hour_ago),
     ).fetchone()
-    if to_this_address:
-        return "a confirmation went to this address within the hour"
+    if to_this_mailbox:
+        return "a confirmation went to this address (however spelt) within the hour"
     cap = settings.confirmations_per_hour
     (recent,) = run_sql(  # counting stops at the cap: bounded work whatever the traffic
         "SELECT COUNT(*) FROM (SELECT 1 FROM outbox_message WHERE purpose = ? AND created_at > ? "

@@ -201,6 +201,18 @@ def test_schema_is_versioned_and_an_outdated_one_is_refused(
     assert SchemaVersion.select().count() == 2
 
 
+def _undo_version_4(conn: Any) -> None:
+    """Take away what schema version 4 added: the confirmations' mailbox and its index."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrator = SchemaMigrator.from_database(conn)
+    migrate(
+        migrator.drop_index("outbox_message", "outbox_message_mailbox_purpose_created_at"),
+        migrator.drop_column("outbox_message", "mailbox"),
+        migrator.add_index("outbox_message", ("recipient", "purpose", "created_at"), False),
+    )
+
+
 def _undo_version_3(conn: Any) -> None:
     """Take away what schema version 3 added (by hand, as version 2 never had it)."""
     from playhouse.migrate import SchemaMigrator, migrate
@@ -257,6 +269,7 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
 
     made = _submit(core).lead
     conn = database.obj
+    _undo_version_4(conn)
     _undo_version_3(conn)
     _undo_version_2(conn)
     _set_version(1)
@@ -277,6 +290,7 @@ def test_a_version_2_database_gets_durations_and_a_search_index(
     made = [_submit(core, f"old{i}@example.com").lead.id for i in range(3)]
     _reach_out_after(made[0], 2, monkeypatch)
     _reach_out_after(made[1], 4, monkeypatch)
+    _undo_version_4(database.obj)
     _undo_version_3(database.obj)
     _set_version(2)
     seconds = [Lead.get_by_id(i).reached_out_seconds for i in made]
@@ -288,6 +302,24 @@ def test_a_version_2_database_gets_durations_and_a_search_index(
     assert _names(leads.LeadQuery(search="old1@")) == ["old1@example.com"]
     _submit(core, "new1@example.com")
     assert _names(leads.LeadQuery(search="ew1@")) == ["new1@example.com"]
+
+
+def test_a_version_3_database_counts_recent_confirmations_by_mailbox(core: Settings) -> None:
+    """The upgrade keys the confirmations of the last hour, so the cap holds across it."""
+    from leadctl.models import database
+
+    _submit(core, "Jane+old@Example.com")
+    _undo_version_4(database.obj)
+    assert "mailbox" not in {c.name for c in database.obj.get_columns("outbox_message")}
+    _set_version(3)
+    confirmation = OutboxMessage.get(OutboxMessage.purpose == "confirmation")
+    assert confirmation.mailbox == "jane@example.com"
+    _submit(core, "JANE+new@example.com")  # the same mailbox, spelt anew, after the upgrade
+    assert OutboxMessage.select().where(OutboxMessage.purpose == "confirmation").count() == 1
+    assert Event.select().where(Event.kind == "confirmation_skipped").count() == 1
+    indexes = {i.name for i in database.obj.get_indexes("outbox_message")}
+    assert "outbox_message_mailbox_purpose_created_at" in indexes
+    assert "outbox_message_recipient_purpose_created_at" not in indexes
 
 
 def test_a_reference_clash_is_retried_not_failed(
