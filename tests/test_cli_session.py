@@ -187,3 +187,131 @@ def test_as_is_refused_in_remote_mode(cli: Any, server: str, seeded: Any) -> Non
 
 def test_server_and_db_together_are_a_usage_error(cli: Any) -> None:
     assert cli("--db", "sqlite:///x.db", "--server", "http://127.0.0.1:1", "list").code == 2
+
+
+UNLOCK = "unlock it (log in to your desktop session, or open its passwords app)"
+
+
+def test_a_locked_keyring_says_what_to_do_and_logout_keeps_the_login(
+    cli: Any, server: str, seeded: Any, memory_keyring: Any, tmp_path: Path
+) -> None:
+    import keyring
+
+    from tests.keyrings import LockedKeyring
+
+    token = seeded.tokens["bob@firm.example"]
+    assert cli("login", "--server", server, "--with-token", input=token + "\n").code == 0
+    keyring.set_keyring(LockedKeyring())  # the memory_keyring fixture puts the old one back
+    who = cli("whoami")
+    assert who.code == 1
+    assert who.stderr == (
+        f"leadctl: error: no token for {server}: the OS keyring is locked; {UNLOCK}, "
+        "or set LEADCTL_TOKEN\n"
+    )
+    out = cli("logout", "--json")
+    assert out.code == 1
+    assert out.json() == {"server": server, "removed": False, "reason": "the OS keyring is locked"}
+    assert out.stderr.startswith(f"leadctl: error: still logged in to {server}: its token")
+    config = tmp_path / "config" / "leadctl" / "config.json"
+    assert server in config.read_text()  # kept: the token is still stored, so is the login
+    keyring.set_keyring(memory_keyring)
+    assert cli("logout").stdout == (
+        f"Logged out of {server}; its token was removed from the OS keyring.\n"
+    )
+    assert cli("logout").stdout == "Not logged in.\n"
+
+
+def test_a_keyring_that_never_answers_is_given_up_once_and_not_waited_for_again(
+    cli: Any, server: str, seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import keyring
+
+    from leadctl import secrets
+    from tests.keyrings import StuckKeyring
+
+    monkeypatch.setattr(secrets, "KEYRING_TIMEOUT_SECONDS", 0.2)
+    stuck = StuckKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(stuck)
+    env = {"LEADCTL_SERVER": server}
+    try:
+        first = cli("whoami", env=env)
+        assert first.code == 1
+        assert first.stderr == (
+            f"leadctl: error: no token for {server}: the OS keyring did not answer within 0.2 s; "
+            "check that it is running and unlocked, or set LEADCTL_TOKEN\n"
+        )
+        second = cli("whoami", env=env)  # fails at once, leaving no second thread behind
+        assert second.code == 1 and "has not answered for 0 s" in second.stderr
+        assert [t.name for t in threading.enumerate()].count("keyring") == 1
+        stuck.release.set()
+        deadline = time.monotonic() + 10
+        while any(t.name == "keyring" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the released keyring call never ended"
+            time.sleep(0.01)
+        after = cli("whoami", env=env)  # answered again: nothing stored, so not logged in
+        assert after.code == 4 and "not logged in" in after.stderr
+    finally:
+        stuck.release.set()
+        keyring.set_keyring(previous)
+
+
+def test_a_keyring_failure_never_shows_its_own_text(cli: Any, server: str, seeded: Any) -> None:
+    import keyring
+
+    from tests.keyrings import LeakyKeyring
+
+    token = seeded.tokens["ann@firm.example"]
+    previous = keyring.get_keyring()
+    keyring.set_keyring(LeakyKeyring())
+    try:
+        who = cli("whoami", env={"LEADCTL_SERVER": server})
+        login = cli("login", "--server", server, "--with-token", input=token + "\n")
+        out = cli("--server", server, "logout")
+    finally:
+        keyring.set_keyring(previous)
+    assert who.code == login.code == out.code == 1
+    assert "the OS keyring failed (RuntimeError); check that it is running" in who.stderr
+    assert "the OS keyring failed (KeyringError)" in login.stderr
+    assert "the OS keyring failed (OSError)" in out.stderr
+    for result in (who, login, out):
+        text = result.stdout + result.stderr
+        assert "lct_leaked" not in text and "\x1b" not in text and token not in text
+        assert result.stderr.count("\n") == 1
+
+
+def test_the_real_executable_exits_when_the_keyring_never_answers(
+    server: str, cli_env: dict[str, str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))},
+        **cli_env,
+        "LEADCTL_SERVER": server,
+        "PYTHON_KEYRING_BACKEND": "tests.keyrings.StuckKeyring",  # never released
+        "PYTHONPATH": str(root),
+    }
+    started = time.monotonic()
+    # A thread the interpreter joined at exit kept this waiting for ever; 15 s proves it exits.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "leadctl"), "whoami"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"leadctl: error: no token for {server}: the OS keyring did not answer within 5 s; "
+        "check that it is running and unlocked, or set LEADCTL_TOKEN\n"
+    )
+    assert time.monotonic() - started < 15

@@ -398,7 +398,7 @@ def mail_setup(ctx: typer.Context) -> None:
         set_secret(smtp_key(s.smtp_user, s.smtp_host), password)
     except KeyringUnavailable as exc:
         raise LeadctlError(
-            f"{exc}; set LEADS_SMTP_PASSWORD in the server's environment instead"
+            f"the SMTP password was not stored: {exc.advice('LEADS_SMTP_PASSWORD')}"
         ) from None
     env.output().say(
         f"Stored the SMTP password for {s.smtp_user} at {s.smtp_host} in the OS keyring."

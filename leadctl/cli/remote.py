@@ -71,7 +71,10 @@ def find_token(server: str) -> tuple[str, str]:
     try:
         stored = get_secret(token_key(server))
     except KeyringUnavailable as exc:
-        raise AuthError(f"no token for {server} ({exc}); set LEADCTL_TOKEN") from None
+        # No keyring at all means "authenticate another way" (exit 4); one that is locked or
+        # does not answer is a fault of this machine (exit 1).
+        kind = AuthError if exc.absent else LeadctlError
+        raise kind(f"no token for {server}: {exc.advice('LEADCTL_TOKEN')}") from None
     if not stored:
         raise AuthError(
             f"not logged in to {server}; run: leadctl login --server {server} "

@@ -27,18 +27,23 @@ def login(
 ) -> None:
     """Log in to an intake server: check the token, keep it in the OS keyring."""
     from leadctl.cli.remote import RemoteBackend, normalize_server, save_server, token_key
-    from leadctl.secrets import KeyringUnavailable, keyring_usable, set_secret
+    from leadctl.secrets import KeyringUnavailable, require_keyring, set_secret
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     url = normalize_server(server)
     if not os.environ.get("PYTHON_KEYRING_BACKEND"):
-        usable, reason = keyring_usable()
-        if not usable:
+        try:  # before asking for the token: it could not be kept
+            require_keyring()
+        except KeyringUnavailable as exc:
+            if exc.absent:
+                raise LeadctlError(
+                    f"cannot keep a token here: {exc}; on this machine set LEADCTL_SERVER and "
+                    "LEADCTL_TOKEN in the environment instead of logging in"
+                ) from None
             raise LeadctlError(
-                f"cannot keep a token here: {reason}; on this machine set LEADCTL_SERVER and "
-                "LEADCTL_TOKEN in the environment instead of logging in"
-            )
+                f"cannot keep a token: {exc.advice('LEADCTL_SERVER and LEADCTL_TOKEN')}"
+            ) from None
     if with_token:
         if sys.stdin.isatty():
             raise UsageError("--with-token reads the token from stdin; pipe it in")
@@ -55,7 +60,9 @@ def login(
     try:
         set_secret(token_key(url), token)
     except KeyringUnavailable as exc:
-        raise LeadctlError(f"{exc}; set LEADCTL_SERVER and LEADCTL_TOKEN instead") from None
+        raise LeadctlError(
+            f"the token was not kept: {exc.advice('LEADCTL_SERVER and LEADCTL_TOKEN')}"
+        ) from None
     save_server(url)
     data = {"server": url, "attorney": me}
     out.obj(data, lambda d: f"Logged in to {url} as {me['email']}.")
@@ -74,11 +81,26 @@ def logout(ctx: typer.Context, json_: JsonOpt = False) -> None:
         return
     try:
         removed = delete_secret(token_key(server.rstrip("/")))
-    except KeyringUnavailable:
-        removed = False
+    except KeyringUnavailable as exc:
+        if not exc.absent:
+            # The token may still be there: saying "logged out" and forgetting the server
+            # would leave it behind unseen. Keep the login so that logout can be run again.
+            if out.machine:
+                out.obj({"server": server, "removed": False, "reason": str(exc)})
+            raise LeadctlError(
+                f"still logged in to {server}: its token could not be removed from the OS "
+                f"keyring: {exc}; {exc.remedy}, then run leadctl logout again"
+            ) from None
+        removed = False  # no keyring here, so no token was kept in one
     if saved_server() == server:
         save_server(None)
-    out.obj({"server": server, "removed": removed}, lambda d: f"Logged out of {server}.")
+    out.obj(
+        {"server": server, "removed": removed},
+        lambda d: (
+            f"Logged out of {server}; "
+            + ("its token was removed from the OS keyring." if removed else "no token was stored.")
+        ),
+    )
 
 
 def whoami(ctx: typer.Context, json_: JsonOpt = False) -> None:
