@@ -21,9 +21,9 @@ from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
 from intake.writer import GroupCommitWriter
 from leadctl import db, submissions
+from leadctl.delivery import DeliveryWorker
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
-from leadctl.outbox import DeliveryWorker
 from leadctl.settings import Settings
 from leadctl.text import visible
 

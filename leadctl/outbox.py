@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadctl.db import close_connection, is_sqlite, write_transaction
+from leadctl.db import is_sqlite, write_transaction
 from leadctl.errors import LeadctlError, NotFound
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
@@ -173,8 +169,13 @@ class DrainResult:
 FLUSH_SECONDS = 1.0  # how long a delivery may wait to be recorded with others
 
 
-def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainResult:
-    """Claim and send one batch of due messages.
+def deliver_due(
+    sender: Sender,
+    settings: Settings,
+    batch: int = 20,
+    stop: Callable[[], bool] | None = None,
+) -> DrainResult:
+    """Claim and send one batch of due messages; once `stop()` is true, send no more of them.
 
     Deliveries are recorded together, at most FLUSH_SECONDS after the first of them: a crash in
     between sends those few again (delivery is at least once), never loses one.
@@ -183,7 +184,11 @@ def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainRes
     lease = lease_for(settings)
     delivered: list[OutboxMessage] = []
     first_unrecorded = 0.0
-    for msg in claim(batch, lease):
+    claimed = claim(batch, lease)
+    for index, msg in enumerate(claimed):
+        if stop is not None and stop():
+            release(claimed[index:])
+            break
         if utcnow() + lease / 2 > msg.lease_until:
             # Earlier sends in this batch were slow: the lease may lapse mid-send and another
             # worker could take the message. Leave it; it is claimed afresh once the lease ends.
@@ -214,6 +219,23 @@ def deliver_due(sender: Sender, settings: Settings, batch: int = 20) -> DrainRes
             delivered = []
     mark_sent(delivered)
     return result
+
+
+def release(messages: list[OutboxMessage]) -> None:
+    """Hand back claimed messages that were not tried (their worker is stopping): due at once.
+
+    Only while this claim still holds: a lapsed lease may have let another worker take one.
+    """
+    if not messages:
+        return
+    with write_transaction():
+        OutboxMessage.update(
+            status=PENDING, lease_until=None, attempts=OutboxMessage.attempts - 1
+        ).where(
+            OutboxMessage.id.in_([m.id for m in messages])
+            & (OutboxMessage.status == SENDING)
+            & (OutboxMessage.lease_until == messages[0].lease_until)
+        ).execute()
 
 
 def drain(sender: Sender, settings: Settings) -> DrainResult:
@@ -248,125 +270,3 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
         raise LeadctlError("name the messages to retry, or pass --dead")
     with write_transaction():
         return query.execute()
-
-
-@dataclass
-class _DeliveryLoop:
-    """What a delivery worker does, in whichever thread or process runs it."""
-
-    settings: Settings
-    sender_factory: Callable[[Settings], Sender]
-    poll_seconds: float
-    chores: Sequence[Callable[[], object]]
-    chore_seconds: float
-    wake: Any  # threading.Event, or multiprocessing's
-    stop: Any
-
-    def run(self, parent: int | None = None) -> None:
-        """Deliver until stopped; in a child process, also when its parent `parent` is gone."""
-        sender: Sender | None = None
-        next_chores = 0.0
-        try:
-            while not self.stop.is_set() and (parent is None or os.getppid() == parent):
-                self.wake.clear()
-                busy = False
-                try:
-                    if sender is None:
-                        sender = self.sender_factory(self.settings)
-                    result = deliver_due(sender, self.settings)
-                    busy = result.sent + result.failed > 0 and not result.failed
-                    if not busy and time.monotonic() >= next_chores:
-                        next_chores = time.monotonic() + self.chore_seconds
-                        for chore in self.chores:
-                            chore()
-                except Exception:
-                    log.exception(
-                        "outbox worker pass failed; retrying in %.0f s", self.poll_seconds
-                    )
-                    if sender is not None:
-                        sender.close()
-                        sender = None
-                if not busy:
-                    self.wake.wait(self.poll_seconds)
-        finally:
-            if sender is not None:
-                sender.close()
-            close_connection()
-
-
-def _run_in_child(loop: _DeliveryLoop, parent: int) -> None:
-    """A delivery process: its own database connection and log lines, and Ctrl-C left to the
-    server, which stops it after the message in hand."""
-    from leadctl import db
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    db.bind(loop.settings.database_url, loop.settings.sqlite_busy_timeout_ms)
-    loop.run(parent)
-
-
-class DeliveryWorker:
-    """Delivers the outbox in the background; `wake()` after a commit sends at once.
-
-    In a thread by default. With `separate_process=True` (the server) in a child process of its
-    own: building and writing a message takes ~2 ms of CPU in the `email` package, which in a
-    thread held the server's GIL while the next submission waited (one client, p50 17 ms with
-    the worker in a thread, 6.5 ms without it).
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        sender_factory: Callable[[Settings], Sender],
-        poll_seconds: float = 2.0,
-        chores: Sequence[Callable[[], object]] = (),
-        chore_seconds: float = 3600.0,
-        *,
-        separate_process: bool = False,
-    ) -> None:
-        # Chores are housekeeping done when idle (e.g. forgetting old idempotency keys).
-        spawn = multiprocessing.get_context("spawn")
-        events: Any = spawn if separate_process else threading
-        wake, stop = events.Event(), events.Event()
-        self._loop = _DeliveryLoop(
-            settings, sender_factory, poll_seconds, chores, chore_seconds, wake, stop
-        )
-        self._runner: threading.Thread | multiprocessing.process.BaseProcess
-        self._stopped = False  # a stopped process is closed (its resources released)
-        if separate_process:
-            parent = os.getpid()
-            self._runner = spawn.Process(
-                target=_run_in_child, args=(self._loop, parent), name="outbox-worker", daemon=True
-            )
-        else:
-            self._runner = threading.Thread(target=self._loop.run, name="outbox-worker")
-            self._runner.daemon = True
-
-    def start(self) -> None:
-        self._runner.start()
-
-    def wake(self) -> None:
-        self._loop.wake.set()
-
-    def is_alive(self) -> bool:
-        return not self._stopped and self._runner.is_alive()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the message in hand, then stop; a claimed unsent one retries after its lease."""
-        if self._stopped:
-            return
-        self._loop.stop.set()
-        self._loop.wake.set()
-        self._runner.join(timeout)
-        if isinstance(self._runner, multiprocessing.process.BaseProcess):
-            if self._runner.is_alive():
-                self._runner.terminate()  # a process stuck past the timeout
-                self._runner.join(5)
-            # Let go of the process and its events' semaphores now, not at interpreter exit
-            # (where multiprocessing's resource tracker would report them as leaked).
-            self._runner.close()
-            self._loop.wake = self._loop.stop = threading.Event()
-            self._stopped = True

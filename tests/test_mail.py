@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leadctl import outbox, submissions
+from leadctl import delivery, outbox, submissions
 from leadctl.errors import LeadctlError
 from leadctl.mailer import FileSender, SmtpSender, build_message, make_sender
 from leadctl.messages import Composed
@@ -253,7 +253,7 @@ def test_the_worker_does_its_chores_when_idle(sqlite_core: Settings) -> None:
     import threading as _threading
 
     done = _threading.Event()
-    worker = outbox.DeliveryWorker(sqlite_core, make_sender, poll_seconds=0.05, chores=[done.set])
+    worker = delivery.DeliveryWorker(sqlite_core, make_sender, poll_seconds=0.05, chores=[done.set])
     worker.start()
     try:
         assert done.wait(5)
@@ -263,7 +263,7 @@ def test_the_worker_does_its_chores_when_idle(sqlite_core: Settings) -> None:
 
 
 def test_a_worker_in_its_own_process_delivers_and_stops(sqlite_core: Settings) -> None:
-    worker = outbox.DeliveryWorker(sqlite_core, make_sender, separate_process=True)
+    worker = delivery.DeliveryWorker(sqlite_core, make_sender, separate_process=True)
     worker.start()
     try:
         _lead(sqlite_core)
@@ -287,13 +287,13 @@ def test_a_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> None
 
     script = (
         "import os, sys\n"
-        "from leadctl import db, outbox\n"
+        "from leadctl import db, delivery\n"
         "from leadctl.mailer import make_sender\n"
         "from tests.conftest import make_settings\n"
         "from pathlib import Path\n"
         "s = make_settings(Path(sys.argv[1]))\n"
         "db.bind(s.database_url); db.ensure_schema()\n"
-        "w = outbox.DeliveryWorker(s, make_sender, poll_seconds=0.2, separate_process=True)\n"
+        "w = delivery.DeliveryWorker(s, make_sender, poll_seconds=0.2, separate_process=True)\n"
         "w.start(); print(w._runner.pid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
