@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from litestar import Request
@@ -19,6 +22,19 @@ from leadctl.errors import ResumeTooLarge
 
 MAX_TEXT_FIELD_BYTES = 16 * 1024
 MAX_PARTS = 16
+MAX_FILENAME_CHARS = 255  # what file systems allow; the stored name is cut to ~100 anyway
+MAX_FIELD_NAME_CHARS = 100
+MAX_PART_HEADER_BYTES = 16 * 1024  # room for a long file name, so the answer can name it
+MAX_PART_HEADERS = 8  # RFC 7578 needs three
+_HEADER_WINDOW = MAX_PART_HEADERS * (MAX_PART_HEADER_BYTES + 2) + 512
+
+# Recovers which field an over-long part header belonged to: the parser gives up on the line
+# before it has a segment to show. Only used to word the refusal.
+_DISPOSITION = re.compile(
+    rb'content-disposition:[ \t]*form-data[^\r\n]*?;[ \t]*name="([^"\r\n]{0,%d})"'
+    % MAX_FIELD_NAME_CHARS,
+    re.IGNORECASE,
+)
 
 
 class FormError(Exception):
@@ -64,8 +80,10 @@ async def parse_form(
     """Read the request body into text fields and at most one file.
 
     Stops reading as soon as a limit is passed: the file beyond `max_file_bytes` (413), a text
-    field beyond 16 KiB (413), more than 16 parts or a second file (400), a body that takes
-    longer than `timeout` seconds to arrive (408: a slow client cannot hold a worker).
+    field beyond 16 KiB (413), more than 16 parts or a second file (400), a file name over 255
+    characters (422, naming the field), a part header over 16 KiB or a field name over 100
+    characters (400), a body that takes longer than `timeout` seconds to arrive (408: a slow
+    client cannot hold a worker).
     """
     form = ParsedForm()
     try:
@@ -82,23 +100,35 @@ async def _read(
     file_field: str,
 ) -> ParsedForm:
     segment: MultipartSegment | None = None
-    buffer = bytearray()
-    limit = 0
+    buffer = io.BytesIO()  # getvalue() hands over its bytes without a copy
+    received = limit = 0
+    boundary = _boundary(request)
+    # The last chunks read (no copies), enough to hold the whole header of a part the parser
+    # refuses: its headers are at most MAX_PART_HEADERS lines of MAX_PART_HEADER_BYTES.
+    recent: deque[bytes] = deque()
+    kept = 0
     try:
-        with PushMultipartParser(_boundary(request), max_segment_count=MAX_PARTS) as parser:
+        with PushMultipartParser(
+            boundary,
+            max_header_size=MAX_PART_HEADER_BYTES,
+            max_header_count=MAX_PART_HEADERS,
+            max_segment_count=MAX_PARTS,
+        ) as parser:
             async for chunk in request.stream():
+                recent.append(chunk)
+                kept += len(chunk)
+                while kept - len(recent[0]) > _HEADER_WINDOW:
+                    kept -= len(recent.popleft())
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
-                        segment, buffer = event, bytearray()
-                        is_file = event.filename is not None
-                        if is_file and (event.name != file_field or form.files):
-                            raise FormError(
-                                400, f"send exactly one file, in the {file_field!r} field"
-                            )
-                        limit = max_file_bytes if is_file else MAX_TEXT_FIELD_BYTES
+                        _check_headers(event, form, file_field)
+                        segment, buffer, received = event, io.BytesIO(), 0
+                        limit = (
+                            max_file_bytes if event.filename is not None else MAX_TEXT_FIELD_BYTES
+                        )
                     elif event:
-                        buffer.extend(event)
-                        if len(buffer) > limit:
+                        received += len(event)
+                        if received > limit:
                             assert segment is not None
                             if segment.filename is not None:
                                 raise ResumeTooLarge(
@@ -107,18 +137,72 @@ async def _read(
                             raise FormError(
                                 413, f"the field {segment.name!r} is too large", segment.name
                             )
+                        buffer.write(event)
                     elif segment is not None:
-                        _keep(form, segment, bytes(buffer))
-                        segment = None
+                        _keep(form, segment, buffer.getvalue())
+                        segment, buffer = None, io.BytesIO()
                 if parser.closed:
                     break
     except RequestEntityTooLarge:
         raise ResumeTooLarge(f"the upload is larger than {max_file_bytes:,} bytes") from None
     except (ParserError, ClientException) as exc:
         raise FormError(400, f"the multipart/form-data body is malformed: {exc}") from None
-    except ParserLimitReached:
-        raise FormError(400, f"the form has too many parts (at most {MAX_PARTS})") from None
+    except ParserLimitReached as exc:
+        raise _limit_error(str(exc), b"".join(recent), boundary, file_field) from None
     return form
+
+
+def _check_headers(segment: MultipartSegment, form: ParsedForm, file_field: str) -> None:
+    name = segment.name or ""
+    if len(name) > MAX_FIELD_NAME_CHARS:
+        raise FormError(
+            400, f"a form field's name is too long (at most {MAX_FIELD_NAME_CHARS} characters)"
+        )
+    if segment.filename is None:
+        return
+    if name != file_field or form.files:
+        raise FormError(400, f"send exactly one file, in the {file_field!r} field")
+    if len(segment.filename) > MAX_FILENAME_CHARS:
+        raise _long_filename(file_field)
+
+
+def _long_filename(file_field: str) -> FormError:
+    return FormError(
+        422,
+        f"the {file_field}'s file name is too long (at most {MAX_FILENAME_CHARS} characters)",
+        file_field,
+    )
+
+
+def _limit_error(reason: str, recent: bytes, boundary: bytes, file_field: str) -> FormError:
+    """The true reason the multipart parser stopped, naming the field where it can be known."""
+    if "segment count" in reason:
+        return FormError(400, f"the form has too many parts (at most {MAX_PARTS})")
+    if "header count" in reason:
+        return FormError(400, f"a part of the form has more than {MAX_PART_HEADERS} headers")
+    if "header length" not in reason:
+        return FormError(400, f"the form is beyond a limit: {reason}")
+    header = _overlong_header(recent, boundary)
+    found = _DISPOSITION.search(header)
+    name = found.group(1).decode("utf-8", "replace") if found else None
+    if b"filename" in header.lower() and name in (None, file_field):
+        return _long_filename(file_field)  # only that field takes a file
+    return FormError(
+        400,
+        f"the header of the form's {name + ' field' if name else 'part'} is longer than "
+        f"{MAX_PART_HEADER_BYTES:,} bytes",
+        name,
+    )
+
+
+def _overlong_header(recent: bytes, boundary: bytes) -> bytes:
+    """The header section, among the parts begun in `recent`, that has a line over the limit."""
+    for start in (m.end() for m in re.finditer(re.escape(b"--" + boundary) + b"\r\n", recent)):
+        end = recent.find(b"\r\n\r\n", start)
+        header = recent[start : len(recent) if end < 0 else end]
+        if any(len(line) > MAX_PART_HEADER_BYTES for line in header.split(b"\r\n")):
+            return header
+    return b""
 
 
 def _keep(form: ParsedForm, segment: MultipartSegment, data: bytes) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import re
+import struct
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from leadctl.errors import ResumeTooLarge, UnsupportedResume
@@ -36,6 +39,39 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _WORD_STREAM = "WordDocument".encode("utf-16-le")
 _UNSAFE_NAME_CHARS = re.compile(r"[^\w .()\-]+")
 
+# Bounds of the type check: whatever the upload's shape, deciding reads a fixed budget of an
+# archive and scans text in windows (see bench/upload_worst_case.py for what they cost).
+_SCAN_WINDOW = 256 * 1024
+_ZIP_READ_BUDGET = 192 * 1024  # a resume's directory takes a few KiB (1,000 members: ~110 KiB)
+_MAX_EXPANDED_BYTES = 2**30
+_MEMBER_HEAD_BYTES = 1024  # ODT's `mimetype` member is 39 bytes
+_ENCRYPTED = 0x1
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    OverflowError,
+)
+# Each byte's class, so one translate and two searches find a control: X is a C0 control other
+# than tab, LF, FF and CR, or DEL; A is 0xC2 and B 0x80-0x9F, so in valid UTF-8 "AB" is exactly
+# a C1 control (U+0080-U+009F).
+_BYTE_CLASSES = bytes(
+    ord("X")
+    if (b < 0x20 and b not in b"\t\n\f\r") or b == 0x7F
+    else ord("A")
+    if b == 0xC2
+    else ord("B")
+    if 0x80 <= b <= 0x9F
+    else ord(".")
+    for b in range(256)
+)
+
 
 @dataclass(frozen=True)
 class CheckedResume:
@@ -50,8 +86,17 @@ def detect_type(data: bytes) -> str | None:
     """The MIME type of an accepted document format, decided from content alone; else None.
 
     A polyglot — say a PDF that is also a ZIP archive — is refused: it is two files at once,
-    and what it is depends on which program opens it.
+    and what it is depends on which program opens it. Deciding never inflates an archive member
+    or holds more than a few MiB beyond `data`, whatever its shape (see `_zip_document_type`).
     """
+    try:
+        return _checked_type(data)
+    except UnsupportedResume:
+        return None
+
+
+def _checked_type(data: bytes) -> str | None:
+    """`detect_type`, but an archive refused for its shape raises UnsupportedResume saying why."""
     if len(data) < MIN_BYTES:
         return None
     detected = _detect(data)
@@ -67,7 +112,7 @@ def _detect(data: bytes) -> str | None:
     if data.startswith(b"{\\rtf"):
         return RTF
     if head == _OLE2:
-        return DOC if _WORD_STREAM in data else None
+        return DOC if _contains(data, _WORD_STREAM) else None
     if data.startswith(b"PK\x03\x04"):
         return _zip_document_type(data)
     if _is_plain_text(data):
@@ -75,28 +120,100 @@ def _detect(data: bytes) -> str | None:
     return None
 
 
+def _contains(data: bytes, needle: bytes) -> bool:
+    # Window by window: one search through 10 MiB of zeros would hold the GIL for ~25 ms.
+    step = _SCAN_WINDOW
+    return any(
+        needle in data[start : start + step + len(needle) - 1]
+        for start in range(0, len(data), step)
+    )
+
+
+class _Budgeted(io.BytesIO):
+    """`data` as a file that hands out at most `budget` bytes in all, then refuses.
+
+    zipfile reads an archive's whole central directory, and parses every entry of it in Python,
+    before anything can be asked of it. Bounding zipfile's own reads (rather than parsing the end
+    record first) leaves no room for the two to disagree about where the directory is.
+    """
+
+    def __init__(self, data: bytes, budget: int) -> None:
+        super().__init__(data)  # shares `data`: no copy
+        self._size = len(data)
+        self._left = budget
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        available = max(0, self._size - self.tell())
+        wanted = available if size is None or size < 0 else min(size, available)
+        self._left -= wanted
+        if self._left < 0:
+            raise UnsupportedResume(
+                f"the resume is a ZIP archive whose directory is larger than "
+                f"{_ZIP_READ_BUDGET // 1024} KiB; a DOCX or ODT resume needs far less"
+            )
+        return super().read(size)
+
+
 def _zip_document_type(data: bytes) -> str | None:
+    """DOCX or ODT from the member names (and ODT's short `mimetype` member), else None.
+
+    Work is bounded by size, not count: the directory read is budgeted (`_Budgeted`), no member
+    is inflated beyond 1 KiB, and an archive whose members declare more than 1 GiB in all is
+    refused outright (opened later by Word or LibreOffice, it would be a decompression bomb).
+    """
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
+        with zipfile.ZipFile(_Budgeted(data, _ZIP_READ_BUDGET)) as archive:
+            members = archive.infolist()
+            if sum(member.file_size for member in members) > _MAX_EXPANDED_BYTES:
+                raise UnsupportedResume(
+                    f"the resume is a ZIP archive that would expand to more than "
+                    f"{_MAX_EXPANDED_BYTES // 2**30} GiB"
+                )
+            names = {member.filename for member in members}
             if "[Content_Types].xml" in names and "word/document.xml" in names:
                 return DOCX
-            if "mimetype" in names and archive.read("mimetype").strip() == ODT.encode():
+            if "mimetype" in names and _member_head(archive, "mimetype").strip() == ODT.encode():
                 return ODT
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, NotImplementedError):
+    except _ZIP_ERRORS:
         return None
     return None
 
 
+def _member_head(archive: zipfile.ZipFile, name: str) -> bytes:
+    """The member's bytes when it is at most 1 KiB long, plainly stored or deflated; else b""."""
+    info = archive.getinfo(name)
+    if info.flag_bits & _ENCRYPTED or info.compress_type not in (
+        zipfile.ZIP_STORED,
+        zipfile.ZIP_DEFLATED,
+    ):
+        return b""
+    with archive.open(info) as member:
+        head = member.read(_MEMBER_HEAD_BYTES + 1)
+    return b"" if len(head) > _MEMBER_HEAD_BYTES else head
+
+
 def _is_plain_text(data: bytes) -> bool:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return False
-    allowed_controls = {"\t", "\n", "\r", "\f"}
-    return bool(text.strip()) and not any(
-        unicodedata.category(ch) == "Cc" and ch not in allowed_controls for ch in text
-    )
+    """UTF-8 (a leading BOM allowed), not only white space, and no control character but tab,
+    LF, FF and CR.
+
+    Decided over the whole file, window by window, at C speed: one window's text is all that is
+    ever decoded at once (a 10 MiB file of astral characters would be 40 MB as one `str`), and
+    no single step holds the GIL for more than about a millisecond.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    visible = False
+    for start in range(0, len(data), _SCAN_WINDOW):
+        end = start + _SCAN_WINDOW
+        try:
+            text = decoder.decode(data[start:end], final=end >= len(data))
+        except UnicodeDecodeError:
+            return False
+        visible = visible or (bool(text) and not text.isspace())
+        # One byte more, so a C1 control split across two windows is still seen.
+        classes = data[start : end + 1].translate(_BYTE_CLASSES)
+        if b"X" in classes or b"AB" in classes:
+            return False
+    return visible
 
 
 def safe_filename(name: str | None, content_type: str) -> str:
@@ -117,7 +234,7 @@ def check_resume(filename: str | None, data: bytes, max_bytes: int) -> CheckedRe
     """Accept the resume or raise: ResumeTooLarge, or UnsupportedResume naming what is wrong."""
     if len(data) > max_bytes:
         raise ResumeTooLarge(f"the resume is larger than {max_bytes:,} bytes")
-    content_type = detect_type(data)
+    content_type = _checked_type(data)
     if content_type is None:
         raise UnsupportedResume(
             "the resume must be a PDF, Word (DOCX or DOC), OpenDocument text, RTF "

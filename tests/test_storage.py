@@ -57,7 +57,7 @@ def test_lead_and_resume_are_all_or_nothing(core: Settings) -> None:
 
     prospect = check_prospect("Jane", "Doe", "jane@example.com")
     resume = check_resume("cv.pdf", samples.pdf(), core.max_resume_bytes)
-    broken = dataclasses.replace(resume, data=None)  # the database refuses the resume row
+    broken = dataclasses.replace(resume, filename=None)  # the database refuses the resume row
     with pytest.raises(IntegrityError):
         submissions.submit(prospect, broken, core)  # type: ignore[arg-type]
     assert Lead.select().count() == 0
