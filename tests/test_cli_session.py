@@ -48,10 +48,8 @@ def test_a_prompted_token_is_read_hidden_on_a_real_terminal(
     server: str, seeded: Any, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     import os
-    import pty
-    import select
-    import sys
-    import time
+
+    from tests.pty_harness import run_on_a_pty
 
     token = seeded.tokens["ann@firm.example"]
     root = Path(__file__).resolve().parent.parent
@@ -61,46 +59,10 @@ def test_a_prompted_token_is_read_hidden_on_a_real_terminal(
         "PYTHON_KEYRING_BACKEND": "tests.keyrings.MemoryKeyring",
         "PYTHONPATH": str(root),
     }
-    # pty.fork makes the terminal the child's controlling tty, as a real login shell would.
-    pid, master = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.execve(
-            str(Path(sys.executable).parent / "leadctl"),
-            ["leadctl", "login", "--server", server],
-            env,
-        )
-    seen = b""
-    deadline = time.monotonic() + 30
-    sent = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not sent and b"API token" in seen:
-            # getpass turns echo off with TCSAFLUSH, discarding input typed before it: a person
-            # types after the prompt is up, so wait a moment as they would.
-            time.sleep(0.5)
-            os.write(master, token.encode() + b"\n")
-            sent = True
-    for _ in range(100):  # never wait forever on a child that is stuck
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-    os.close(master)
-    returncode = os.waitstatus_to_exitcode(status)
-    text = seen.decode(errors="replace")
-    assert sent and returncode == 0, text
+    returncode, text = run_on_a_pty(
+        ["login", "--server", server], env, answer=(b"API token", token.encode())
+    )
+    assert returncode == 0, text
     assert f"Logged in to {server} as ann@firm.example." in text
     assert token not in text  # typed on a terminal, never echoed
 

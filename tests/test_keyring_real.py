@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from tests.conftest import (
     submit,
 )
 from tests.keyrings import SecretServiceDaemon, secret_service_missing
+from tests.pty_harness import run_on_a_pty
 
 # A command must give up on a keyring that does not answer: 5 s, plus starting Python.
 NEVER_HANG_SECONDS = 15
@@ -87,42 +86,6 @@ class Leadctl:
         return loaded
 
 
-def login_on_a_terminal(leadctl: Leadctl, server: str, token: str) -> tuple[int, str]:
-    """`leadctl login` on a pty that is its controlling terminal; the token typed at the prompt."""
-    pid, master = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.execve(str(BIN / "leadctl"), ["leadctl", "login", "--server", server], leadctl.env)
-    seen, sent = b"", False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not sent and b"API token" in seen:
-            # getpass turns echo off with TCSAFLUSH, which drops what was typed before it.
-            time.sleep(0.5)
-            os.write(master, token.encode() + b"\n")
-            sent = True
-    for _ in range(100):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-    os.close(master)
-    assert sent, seen
-    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
-
-
 def timed(
     leadctl: Leadctl, *args: str, **kw: Any
 ) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -161,7 +124,9 @@ def test_login_whoami_list_logout_and_the_hidden_prompt_on_a_real_keyring(
     again = leadctl("--server", url, "logout", "--json")
     assert again.returncode == 0 and json.loads(again.stdout) == {"server": url, "removed": False}
 
-    code, text = login_on_a_terminal(leadctl, url, token)
+    code, text = run_on_a_pty(
+        ["login", "--server", url], leadctl.env, answer=(b"API token", token.encode())
+    )
     assert code == 0, text
     assert f"Logged in to {url} as ann@firm.example." in text
     assert token not in text  # typed on a terminal, never echoed

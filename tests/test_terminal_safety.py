@@ -8,19 +8,11 @@ shows them, locally and remotely, piped and on a terminal, and once on a real ps
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +30,7 @@ from leadctl.timeutil import utcnow
 from leadctl.validation import check_name, check_prospect
 from tests import samples
 from tests.conftest import submit
+from tests.pty_harness import run_on_a_pty
 
 OSC8 = "\x1b]8;;https://evil.example\x07"  # starts a terminal hyperlink
 CLEAR = "\x1b[2J"  # clears the screen
@@ -177,44 +170,6 @@ def test_attorney_list_escapes_names(hostile: Hostile, cli: Any, tty: bool) -> N
     assert "Eve\\x1b]8;;https://evil.example\\x07\\x1b[2J\\u202e\\x9b" in result.stdout
 
 
-def _run_on_a_pty(args: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
-    """The real `leadctl` on a pseudo-terminal 200 columns wide; everything it wrote, to EOF."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "leadctl"), *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if proc.poll() is not None and not select.select([master], [], [], 0)[0]:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, seen.decode("utf-8", errors="replace")
-
-
 def test_a_real_terminal_gets_no_control_sequence_from_the_data(
     hostile: Hostile, cli_env: dict[str, str]
 ) -> None:
@@ -224,17 +179,17 @@ def test_a_real_terminal_gets_no_control_sequence_from_the_data(
         "TERM": "xterm-256color",
     }
     env.pop("NO_COLOR", None)
-    code, listed = _run_on_a_pty(["list", "--all"], env)
+    code, listed = run_on_a_pty(["list", "--all"], env)
     assert code == 0, listed
     assert "\x1b[" in listed  # Rich's own colours: it really was a terminal
     _no_raw(listed)
     assert MARKUP_FIRST in listed and "[link=https://evil.example]click[/link]" in listed
     assert "\\x1b[2J\\u202eRaw\\x9b31m" in listed
-    code, shown = _run_on_a_pty(["show", str(hostile.raw)], env)
+    code, shown = run_on_a_pty(["show", str(hostile.raw)], env)
     assert code == 0, shown
     _no_raw(shown)
     assert "cv\\x1b[2J\\u202efdp.exe" in shown
-    code, failed = _run_on_a_pty(["show", f"<{CLEAR}{RLO}>"], env)
+    code, failed = run_on_a_pty(["show", f"<{CLEAR}{RLO}>"], env)
     assert code == 1
     _no_raw(failed)
     assert "no lead <\\x1b[2J\\u202e>" in failed
