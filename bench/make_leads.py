@@ -11,7 +11,7 @@ import random
 import time
 from datetime import timedelta
 
-from leadctl import db
+from leadctl import db, schema, transactions
 from leadctl.leads import fold
 from leadctl.models import Attorney, Event, Lead, Resume, database
 from leadctl.submissions import new_reference
@@ -39,10 +39,10 @@ def generate(url: str, count: int, batch: int = 4000, seed: int = 7) -> float:
     # batch × columns must stay under PostgreSQL's 65,535 parameters per statement.
     rng = random.Random(seed)
     db.bind(url)
-    db.ensure_schema()
+    schema.ensure_schema()
     started = time.perf_counter()
     now = utcnow()
-    with db.write_transaction():
+    with transactions.write_transaction():
         if Attorney.select().count() == 0:
             Attorney.insert_many(
                 [
@@ -114,7 +114,7 @@ def generate(url: str, count: int, batch: int = 4000, seed: int = 7) -> float:
                     "details": {"resume": "cv.pdf"},
                 }
             )
-        with db.write_transaction():
+        with transactions.write_transaction():
             Lead.insert_many(leads).execute()
             Resume.insert_many(resumes).execute()
             Event.insert_many(events).execute()

@@ -17,7 +17,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from common import cpu_reference, free_port, pdf, percentile, server
 
-from leadctl import db, outbox, submissions
+from leadctl import db, outbox, schema, submissions
 from leadctl.mailer import make_sender
 from leadctl.models import database
 from leadctl.resumes import check_resume
@@ -77,7 +77,7 @@ def main() -> None:
             **smtp,
         )
         db.bind(settings.database_url)
-        db.ensure_schema()
+        schema.ensure_schema()
         resume = check_resume("cv.pdf", pdf(2000), settings.max_resume_bytes)
         for i in range(args.messages // 2):
             submissions.submit(

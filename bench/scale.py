@@ -18,7 +18,7 @@ from pathlib import Path
 from common import cpu_reference
 from make_leads import generate
 
-from leadctl import db, leads, stats
+from leadctl import db, leads, schema, stats
 from leadctl.models import Lead, database
 from leadctl.states import State
 
@@ -44,7 +44,7 @@ def main() -> None:
     url = args.db or f"sqlite:///{HERE / 'data' / f'scale-{args.count}.db'}"
     (HERE / "data").mkdir(exist_ok=True)
     db.bind(url)
-    db.ensure_schema()
+    schema.ensure_schema()
     existing = Lead.select().count()
     database.obj.close()
     if existing < args.count:

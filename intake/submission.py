@@ -25,7 +25,9 @@ HONEYPOT = "website"
 
 @dataclass
 class Intake:
-    """Per-app resources: one writer thread per process keeps SQLite's write lock uncontended."""
+    """Per-app resources. One writer thread per process: the process's writes queue in one place
+    and share a commit (see intake/writer.py). Several processes still wait for SQLite's one
+    write lock (bench/RESULTS.md, "Intake throughput")."""
 
     settings: Settings
     writer: Executor

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from leadctl.db import close_connection, write_transaction
+from leadctl.db import close_connection
 from leadctl.models import database
+from leadctl.transactions import write_transaction
 
 Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 

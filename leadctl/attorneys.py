@@ -8,11 +8,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from leadctl.db import write_transaction
 from leadctl.errors import AuthError, Conflict, Forbidden, LeadctlError, NotFound
 from leadctl.models import ApiToken, Attorney
 from leadctl.timeutil import iso, utcnow
-from leadctl.validation import check_name, normalize_email
+from leadctl.transactions import write_transaction
+from leadctl.validation import check_name, email_key, normalize_email
 
 TOKEN_PREFIX = "lct_"
 ROLES = ("attorney", "admin")
@@ -59,7 +59,7 @@ def add(name: str, email: str, role: str = "attorney") -> tuple[Attorney, Issued
         raise LeadctlError(f"role must be one of {', '.join(ROLES)}")
     try:
         clean_name = check_name(name, "name")
-        clean_email = normalize_email(email).lower()
+        clean_email = email_key(normalize_email(email))
     except ValueError as exc:
         raise LeadctlError(str(exc)) from None
     with write_transaction():
@@ -85,7 +85,7 @@ def _issue(attorney: Attorney, name: str) -> IssuedToken:
 
 
 def get(email: str) -> Attorney:
-    attorney = Attorney.get_or_none(Attorney.email == email.strip().lower())
+    attorney = Attorney.get_or_none(Attorney.email == email_key(email))
     if attorney is None:
         raise NotFound(f"no attorney {email}; see: leadctl attorney list")
     return attorney
@@ -117,7 +117,7 @@ def create_token(email: str, name: str = "") -> IssuedToken:
 def tokens(email: str | None = None) -> list[tuple[ApiToken, str]]:
     query = ApiToken.select(ApiToken, Attorney).join(Attorney).order_by(ApiToken.id)
     if email:
-        query = query.where(Attorney.email == email.strip().lower())
+        query = query.where(Attorney.email == email_key(email))
     return [(t, t.attorney.email) for t in query]
 
 

@@ -142,11 +142,11 @@ class DeliveryWorker:
     """Delivers the outbox in the background; `wake()` after a commit sends at once.
 
     In a thread by default. With `separate_process=True` (the server) in a child process of its
-    own: building and writing a message takes ~2 ms of CPU in the `email` package, which in a
-    thread held the server's GIL while the next submission waited (one client, p50 17 ms with
-    the worker in a thread, 6.5 ms without it). The server alone starts, watches, restarts and
-    stops that process (as gunicorn's arbiter does its workers); all they share is a one-way
-    pipe the server writes to without ever waiting.
+    own: building and writing a message is CPU work in the `email` package, which in a thread
+    held the server's GIL while the next submission waited (figures in bench/RESULTS.md,
+    "Single-client latency"). The server alone starts, watches, restarts and stops that process
+    (as gunicorn's arbiter does its workers); all they share is a one-way pipe the server writes
+    to without ever waiting.
     """
 
     def __init__(

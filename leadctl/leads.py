@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, OP, Expression, fn
+from peewee import JOIN, OP, Expression, Field, fn
 
-from leadctl.db import is_sqlite, write_transaction
+from leadctl import events
+from leadctl.db import is_sqlite
 from leadctl.errors import InvalidInput, LeadctlError, NotFound
 from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume
 from leadctl.states import Action, State, target_state
 from leadctl.timeutil import iso, utcnow
+from leadctl.transactions import write_transaction
+from leadctl.validation import email_key
 
 
 def fold(text: str) -> str:
@@ -50,22 +53,36 @@ def find(ident: str | int, *, include_quarantined: bool = False) -> Lead:
     return lead
 
 
+# The lead's fields in the API's names and order, each with the column it is read from: the one
+# list that `lead_dict` and `iter_lead_dicts` both follow.
+LEAD_FIELDS: dict[str, Field] = {
+    "id": Lead.id,
+    "reference": Lead.reference,
+    "first_name": Lead.first_name,
+    "last_name": Lead.last_name,
+    "email": Lead.email,
+    "state": Lead.state,
+    "attorney": Attorney.email,
+    "created_at": Lead.created_at,
+    "updated_at": Lead.updated_at,
+    "reached_out_at": Lead.reached_out_at,
+    "reached_out_by": Lead.reached_out_by,
+}
+_TIMES = ("created_at", "updated_at", "reached_out_at")
+
+
 def lead_dict(lead: Lead) -> dict[str, Any]:
     """The lead in the API's field names; `attorney` is an email or None."""
-    attorney = lead.attorney if lead.attorney_id is not None else None
-    return {
-        "id": lead.id,
-        "reference": lead.reference,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "email": lead.email,
-        "state": lead.state,
-        "attorney": attorney.email if attorney is not None else None,
-        "created_at": iso(lead.created_at),
-        "updated_at": iso(lead.updated_at),
-        "reached_out_at": iso(lead.reached_out_at),
-        "reached_out_by": lead.reached_out_by,
-    }
+    data: dict[str, Any] = {}
+    for name in LEAD_FIELDS:
+        if name == "attorney":
+            attorney = lead.attorney if lead.attorney_id is not None else None
+            data[name] = attorney.email if attorney is not None else None
+        elif name in _TIMES:
+            data[name] = iso(getattr(lead, name))
+        else:
+            data[name] = getattr(lead, name)
+    return data
 
 
 def detail_dict(lead: Lead) -> dict[str, Any]:
@@ -133,7 +150,7 @@ def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-unt
     if q.state is not None:
         query = query.where(Lead.state == q.state)
     if q.attorney is not None:
-        query = query.where(Attorney.email == q.attorney.strip().lower())
+        query = query.where(Attorney.email == email_key(q.attorney))
     if term := _search_term(q):
         query = _matching(query, term)
     if q.since is not None:
@@ -187,43 +204,15 @@ def _ordered(q: LeadQuery, query: Any) -> Any:
     return query.limit(q.limit) if q.limit is not None else query
 
 
-_ROW_FIELDS = (
-    "id",
-    "reference",
-    "first_name",
-    "last_name",
-    "email",
-    "state",
-    "attorney",
-    "created_at",
-    "updated_at",
-    "reached_out_at",
-    "reached_out_by",
-)
-
-
 def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
     """Matching leads, newest first (highest id first), after the cursor, shaped like
     `lead_dict` — streamed as plain rows: a million leads' model objects would cost seconds."""
-    columns = (
-        Lead.id,
-        Lead.reference,
-        Lead.first_name,
-        Lead.last_name,
-        Lead.email,
-        Lead.state,
-        Attorney.email,
-        Lead.created_at,
-        Lead.updated_at,
-        Lead.reached_out_at,
-        Lead.reached_out_by,
-    )
-    query = _ordered(q, _filtered(q).select(*columns))
-    times = ("created_at", "updated_at", "reached_out_at")
+    query = _ordered(q, _filtered(q).select(*LEAD_FIELDS.values()))
+    names = tuple(LEAD_FIELDS)
     as_iso = Lead.created_at.iso
     for row in _stream(query):
-        item = dict(zip(_ROW_FIELDS, row, strict=True))
-        for key in times:
+        item = dict(zip(names, row, strict=True))
+        for key in _TIMES:
             item[key] = as_iso(item[key])
         yield item
 
@@ -306,7 +295,7 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
         details: dict[str, Any] = {"from": current.value, "to": target.value}
         if note:
             details["note"] = note
-        Event.create(lead=lead.id, at=now, actor=actor, kind="state_changed", details=details)
+        events.record(Event.row(lead.id, now, actor, "state_changed", details))
     return Outcome(lead_dict(lead), True, f"lead {lead.id} is now {target}")
 
 
@@ -326,7 +315,7 @@ def add_note(ident: str | int, text: str, actor: str) -> Outcome:
     with write_transaction():
         lead = find(ident)
         now = utcnow()
-        Event.create(lead=lead.id, at=now, actor=actor, kind="note", details={"text": text})
+        events.record(Event.row(lead.id, now, actor, "note", {"text": text}))
         Lead.update(updated_at=now).where(Lead.id == lead.id).execute()
         lead.updated_at = now
     return Outcome(lead_dict(lead), True, f"note added to lead {lead.id}")
@@ -335,7 +324,7 @@ def add_note(ident: str | int, text: str, actor: str) -> Outcome:
 def assign(ident: str | int, attorney_email: str, actor: str) -> Outcome:
     with write_transaction():
         lead = find(ident)
-        attorney = Attorney.get_or_none(Attorney.email == attorney_email.strip().lower())
+        attorney = Attorney.get_or_none(Attorney.email == email_key(attorney_email))
         if attorney is None:
             raise NotFound(f"no attorney {attorney_email}; see: leadctl attorney list")
         if not attorney.active:
@@ -347,12 +336,7 @@ def assign(ident: str | int, attorney_email: str, actor: str) -> Outcome:
         previous = lead.attorney.email if lead.attorney is not None else None
         now = utcnow()
         Lead.update(attorney=attorney, updated_at=now).where(Lead.id == lead.id).execute()
-        Event.create(
-            lead=lead.id,
-            at=now,
-            actor=actor,
-            kind="assigned",
-            details={"attorney": attorney.email, "previous": previous, "reason": "manual"},
-        )
+        details = {"attorney": attorney.email, "previous": previous, "reason": "manual"}
+        events.record(Event.row(lead.id, now, actor, "assigned", details))
         lead.attorney, lead.updated_at = attorney, now
     return Outcome(lead_dict(lead), True, f"lead {lead.id} assigned to {attorney.email}")

@@ -139,7 +139,7 @@ class Lead(BaseModel):
 
 
 class LeadSearch(BaseModel):
-    """SQLite only: the FTS5 trigram index over `Lead.search_key` (kept by triggers, see db.py).
+    """SQLite only: the FTS5 trigram index over `Lead.search_key` (kept by triggers, see schema.py).
 
     On PostgreSQL a pg_trgm index on the column itself does the same job.
     """
@@ -172,7 +172,7 @@ class Event(BaseModel):
     def row(
         lead_id: int, at: datetime, actor: str, kind: str, details: dict[str, Any]
     ) -> dict[str, Any]:
-        """One event as a row for `insert_many`: the bulk paths write several at once."""
+        """One event as a row for `events.record`, which writes every event."""
         return {"lead": lead_id, "at": at, "actor": actor, "kind": kind, "details": details}
 
 

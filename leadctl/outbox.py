@@ -9,18 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadctl.db import is_sqlite, write_transaction
+from leadctl import events
+from leadctl.db import is_sqlite
 from leadctl.errors import LeadctlError, NotFound
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
 from leadctl.models import Event, Lead, OutboxMessage
 from leadctl.settings import Settings
+from leadctl.states import MessageAction, MessageStatus, message_move
 from leadctl.timeutil import iso, utcnow
+from leadctl.transactions import write_transaction
 
 log = logging.getLogger("leadctl.outbox")
 
-PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
-STATUSES = (PENDING, SENDING, SENT, DEAD)
 BACKOFF_CAP = timedelta(hours=1)
 
 
@@ -37,7 +38,7 @@ def message_row(
         "subject": composed.subject,
         "body_text": composed.text,
         "body_html": composed.html,
-        "status": PENDING,
+        "status": MessageStatus.PENDING.value,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
@@ -50,9 +51,12 @@ def backoff(attempts: int, base_seconds: float) -> timedelta:
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
-    return ((OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)) | (
-        (OutboxMessage.status == SENDING) & (OutboxMessage.lease_until < now)
-    )
+    """What CLAIM may start from (see states.MESSAGE_TRANSITIONS), and when: a pending message
+    once its attempt is due, a sending one once its lease has lapsed."""
+    return (
+        (OutboxMessage.status == MessageStatus.PENDING.value)
+        & (OutboxMessage.next_attempt_at <= now)
+    ) | ((OutboxMessage.status == MessageStatus.SENDING.value) & (OutboxMessage.lease_until < now))
 
 
 def lease_for(settings: Settings) -> timedelta:
@@ -70,6 +74,7 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
     """
     now = now or utcnow()
     lease_until = now + lease
+    _, sending = message_move(MessageAction.CLAIM)
     claimed: list[int] = []
     with write_transaction():
         candidates = (
@@ -84,7 +89,7 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
             # The conditional update is the claim: it succeeds for exactly one worker.
             taken = (
                 OutboxMessage.update(
-                    status=SENDING,
+                    status=sending,
                     lease_until=lease_until,
                     attempts=OutboxMessage.attempts + 1,
                 )
@@ -100,9 +105,9 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
     )
 
 
-def _record(msg: OutboxMessage, kind: str, details: dict[str, object], now: datetime) -> None:
-    if msg.lead_id is not None:
-        Event.insert(**Event.row(msg.lead_id, now, "system", kind, details)).execute()
+# A delivery or a failure is recorded whatever the status meanwhile: when a lease lapsed
+# mid-send, another worker may have claimed (even failed) the message, and the email that went
+# out must not be sent again.
 
 
 def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> None:
@@ -110,32 +115,33 @@ def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> Non
     if not messages:
         return
     now = now or utcnow()
+    _, sent = message_move(MessageAction.DELIVER)
     with write_transaction():
-        OutboxMessage.update(status=SENT, sent_at=now, lease_until=None, last_error=None).where(
+        OutboxMessage.update(status=sent, sent_at=now, lease_until=None, last_error=None).where(
             OutboxMessage.id.in_([m.id for m in messages])
         ).execute()
-        events = [
-            Event.row(
-                m.lead_id,
-                now,
-                "system",
-                "email_sent",
-                {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
+        events.record(
+            *(
+                Event.row(
+                    m.lead_id,
+                    now,
+                    "system",
+                    "email_sent",
+                    {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
+                )
+                for m in messages
+                if m.lead_id is not None
             )
-            for m in messages
-            if m.lead_id is not None
-        ]
-        if events:
-            Event.insert_many(events).execute()
+        )
 
 
 def mark_failed(
     msg: OutboxMessage, error: str, settings: Settings, now: datetime | None = None
-) -> str:
+) -> MessageStatus:
     """Record a failed attempt; returns the new status (`pending` to retry, or `dead`)."""
     now = now or utcnow()
     dead = msg.attempts >= settings.mail_max_attempts
-    status = DEAD if dead else PENDING
+    _, status = message_move(MessageAction.GIVE_UP if dead else MessageAction.BACK_OFF)
     retry_at = now + backoff(msg.attempts, settings.mail_retry_seconds)
     with write_transaction():
         OutboxMessage.update(
@@ -149,8 +155,9 @@ def mark_failed(
             "error": error[:300],
         }
         details["next_attempt_at" if not dead else "dead"] = iso(retry_at) if not dead else True
-        _record(msg, "email_failed", details, now)
-    return status
+        if msg.lead_id is not None:
+            events.record(Event.row(msg.lead_id, now, "system", "email_failed", details))
+    return MessageStatus(status)
 
 
 def as_email(msg: OutboxMessage, settings: Settings):  # type: ignore[no-untyped-def]
@@ -198,7 +205,7 @@ def deliver_due(
         except (DeliveryError, LeadctlError, ValueError) as exc:
             status = mark_failed(msg, str(exc), settings)
             result.failed += 1
-            result.dead += status == DEAD
+            result.dead += status == MessageStatus.DEAD
             result.errors.append(f"{msg.id}: {exc}")
             log.warning(
                 "mail %s to purpose=%s lead=%s attempt=%d failed: %s",
@@ -228,12 +235,13 @@ def release(messages: list[OutboxMessage]) -> None:
     """
     if not messages:
         return
+    sources, pending = message_move(MessageAction.RELEASE)
     with write_transaction():
         OutboxMessage.update(
-            status=PENDING, lease_until=None, attempts=OutboxMessage.attempts - 1
+            status=pending, lease_until=None, attempts=OutboxMessage.attempts - 1
         ).where(
             OutboxMessage.id.in_([m.id for m in messages])
-            & (OutboxMessage.status == SENDING)
+            & OutboxMessage.status.in_(sources)
             & (OutboxMessage.lease_until == messages[0].lease_until)
         ).execute()
 
@@ -254,7 +262,8 @@ def drain(sender: Sender, settings: Settings) -> DrainResult:
 def retry(ids: list[int] | None, *, dead: bool) -> int:
     """Make dead (or named pending/dead) messages due again now, with a fresh attempt count."""
     now = utcnow()
-    query = OutboxMessage.update(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None)
+    sources, pending = message_move(MessageAction.RETRY)
+    query = OutboxMessage.update(status=pending, attempts=0, next_attempt_at=now, lease_until=None)
     if ids:
         found = {
             m.id for m in OutboxMessage.select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
@@ -263,9 +272,9 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
         if missing:
             raise NotFound(f"no outbox message with id {', '.join(map(str, missing))}")
         # Never a sent message (no accidental second email) nor one a worker holds right now.
-        query = query.where(OutboxMessage.id.in_(ids) & OutboxMessage.status.in_([PENDING, DEAD]))
+        query = query.where(OutboxMessage.id.in_(ids) & OutboxMessage.status.in_(sources))
     elif dead:
-        query = query.where(OutboxMessage.status == DEAD)
+        query = query.where(OutboxMessage.status == MessageStatus.DEAD.value)
     else:
         raise LeadctlError("name the messages to retry, or pass --dead")
     with write_transaction():

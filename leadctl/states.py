@@ -1,4 +1,5 @@
-"""The lead state machine: one table of allowed transitions and the names of the actions."""
+"""The two state machines, the lead's and the outbox message's: each a table of allowed
+transitions and the names of the actions."""
 
 from __future__ import annotations
 
@@ -45,3 +46,43 @@ def parse_state(text: str) -> State:
     except ValueError:
         choices = ", ".join(s.value for s in State)
         raise ValueError(f"state must be one of {choices}, not {text!r}") from None
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class MessageAction(StrEnum):
+    CLAIM = "claim"
+    DELIVER = "deliver"
+    BACK_OFF = "back-off"  # a failed attempt, with attempts left
+    GIVE_UP = "give-up"  # a failed attempt, the last one
+    RELEASE = "release"  # claimed, not tried: the worker is stopping
+    RETRY = "retry"  # an operator makes it due again
+
+
+# action → (statuses it may start from, status it leads to). A `sending` message is claimed
+# again only once its lease has lapsed (its sender died); the outbox's query says when.
+MESSAGE_TRANSITIONS: dict[MessageAction, tuple[frozenset[MessageStatus], MessageStatus]] = {
+    MessageAction.CLAIM: (
+        frozenset({MessageStatus.PENDING, MessageStatus.SENDING}),
+        MessageStatus.SENDING,
+    ),
+    MessageAction.DELIVER: (frozenset({MessageStatus.SENDING}), MessageStatus.SENT),
+    MessageAction.BACK_OFF: (frozenset({MessageStatus.SENDING}), MessageStatus.PENDING),
+    MessageAction.GIVE_UP: (frozenset({MessageStatus.SENDING}), MessageStatus.DEAD),
+    MessageAction.RELEASE: (frozenset({MessageStatus.SENDING}), MessageStatus.PENDING),
+    MessageAction.RETRY: (
+        frozenset({MessageStatus.PENDING, MessageStatus.DEAD}),
+        MessageStatus.PENDING,
+    ),
+}
+
+
+def message_move(action: MessageAction) -> tuple[list[str], str]:
+    """(the statuses `action` may start from, the status it leads to), as stored values."""
+    sources, target = MESSAGE_TRANSITIONS[action]
+    return sorted(status.value for status in sources), target.value

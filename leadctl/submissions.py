@@ -8,23 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from leadctl import events, fastpath
 from leadctl.assignment import choose_attorney
-from leadctl.db import insert_rows, is_sqlite, run_sql, write_transaction
 from leadctl.errors import Conflict, LeadctlError
 from leadctl.leads import find, fold, lead_dict
-from leadctl.models import (
-    AppSecret,
-    Attorney,
-    Event,
-    IdempotencyKey,
-    Lead,
-    OutboxMessage,
-    Resume,
-    database,
-)
+from leadctl.models import AppSecret, Attorney, Event, IdempotencyKey, Lead, OutboxMessage, Resume
 from leadctl.settings import Settings
 from leadctl.states import State
 from leadctl.timeutil import utcnow
+from leadctl.transactions import write_transaction
 
 if TYPE_CHECKING:
     from leadctl.resumes import CheckedResume
@@ -80,84 +72,46 @@ def submit(
         earlier = _earlier_answer(idempotency_key, digest, prospect, resume, now)
         if earlier is not None:
             return Submitted(earlier, earlier.attorney if earlier.attorney_id else None, True)
-        # Hand-written SQL (run_sql, insert_rows): this runs for every submission on the one
-        # writer, inside the write lock, where peewee's statement building bounded throughput.
+        # The fast path's hand-written SQL (see fastpath): this runs for every submission on
+        # the one writer, inside the write lock.
         attorney, reason = (None, "") if quarantine_reason else choose_attorney(prospect.email, now)
         lead = _insert_lead(prospect, attorney, now, quarantine_reason)
-        _insert_resume(lead.id, resume)
+        fastpath.insert_resume(lead.id, resume)
         details = {"resume": resume.filename, "size": resume.size, "sha256": resume.sha256}
-        events = [Event.row(lead.id, now, "prospect", "submitted", details)]
+        rows = [Event.row(lead.id, now, "prospect", "submitted", details)]
         if quarantine_reason is not None:
-            events.append(
+            rows.append(
                 Event.row(lead.id, now, "system", "quarantined", {"reason": quarantine_reason})
             )
         else:
-            events += _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
-        insert_rows(Event, events)
+            rows += _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
+        events.record(*rows)
         if idempotency_key is not None:
-            insert_rows(
+            fastpath.insert_rows(
                 IdempotencyKey,
                 [{"key": idempotency_key, "body_hash": digest, "lead": lead.id, "created_at": now}],
             )
     return Submitted(lead, attorney)
 
 
-BLOB_CHUNK = 1024 * 1024
-
-
-def _insert_resume(lead_id: int, resume: CheckedResume) -> None:
-    """The resume row. On SQLite the bytes are written in 1 MiB pieces into a zeroblob the size
-    of the file: binding a 10 MiB value makes sqlite3 copy it twice (the binding, then the
-    record), which took an accepted upload past 32 MiB of extra memory."""
-    row = {
-        "lead": lead_id,
-        "filename": resume.filename,
-        "content_type": resume.content_type,
-        "size": resume.size,
-        "sha256": resume.sha256,
-    }
-    if not is_sqlite():
-        insert_rows(Resume, [{**row, "data": resume.data}])
-        return
-    run_sql(
-        "INSERT INTO resume (lead_id, filename, content_type, size, sha256, data) "
-        "VALUES (?, ?, ?, ?, ?, zeroblob(?))",
-        (*row.values(), resume.size),
-    )
-    view = memoryview(resume.data)
-    with database.obj.connection().blobopen("resume", "data", lead_id) as blob:
-        for start in range(0, len(view), BLOB_CHUNK):
-            blob.write(view[start : start + BLOB_CHUNK])
-
-
 def _earlier_answer(
     key: str | None, digest: str, prospect: Prospect, resume: CheckedResume, now: datetime
 ) -> Lead | None:
-    stamp = Lead.created_at.db_value
     if key is not None:
-        row = run_sql(
-            "SELECT body_hash, lead_id FROM idempotency_key WHERE key = ? AND created_at > ?",
-            (key, stamp(now - IDEMPOTENCY_WINDOW)),
-        ).fetchone()
-        if row is not None:
-            if row[0] != digest:
-                raise Conflict("this Idempotency-Key was already used for a different submission")
-            return find(row[1], include_quarantined=True)
-        run_sql("DELETE FROM idempotency_key WHERE key = ?", (key,))  # an expired one, if any
-        return None
-    duplicate = run_sql(
-        "SELECT lead.id FROM lead JOIN resume ON resume.lead_id = lead.id "
-        "WHERE lead.email = ? AND lead.created_at > ? AND resume.sha256 = ? "
-        "AND lead.first_name = ? AND lead.last_name = ? ORDER BY lead.id LIMIT 1",
-        (
-            prospect.email,
-            stamp(now - DOUBLE_CLICK_WINDOW),
-            resume.sha256,
-            prospect.first_name,
-            prospect.last_name,
-        ),
-    ).fetchone()
-    return find(duplicate[0], include_quarantined=True) if duplicate else None
+        stored = fastpath.idempotency_answer(key, now - IDEMPOTENCY_WINDOW)
+        if stored is None:
+            return None
+        if stored[0] != digest:
+            raise Conflict("this Idempotency-Key was already used for a different submission")
+        return find(stored[1], include_quarantined=True)
+    duplicate = fastpath.same_lead_since(
+        prospect.email,
+        prospect.first_name,
+        prospect.last_name,
+        resume.sha256,
+        now - DOUBLE_CLICK_WINDOW,
+    )
+    return find(duplicate, include_quarantined=True) if duplicate is not None else None
 
 
 def _insert_lead(
@@ -180,11 +134,9 @@ def _insert_lead(
     # taken reference is simply not inserted, and another one is tried.
     for _ in range(5):
         fields["reference"] = new_reference()
-        inserted = insert_rows(
-            Lead, [fields], 'ON CONFLICT ("reference") DO NOTHING RETURNING "id"'
-        ).fetchall()
-        if inserted:
-            return Lead(id=inserted[0][0], **fields)
+        lead_id = fastpath.insert_lead(fields)
+        if lead_id is not None:
+            return Lead(id=lead_id, **fields)
     raise LeadctlError("could not allocate a unique reference; try again")
 
 
@@ -201,7 +153,7 @@ def _notify(
     with the caller's own (the assignment, a skipped confirmation)."""
     from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
 
-    events = [
+    history = [
         Event.row(
             lead.id,
             now,
@@ -220,7 +172,7 @@ def _notify(
         )
         rows.append({**row, "mailbox": mailbox})
     else:
-        events.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
+        history.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
     notify = messages.notification(
         lead_id=lead.id,
         reference=lead.reference,
@@ -235,8 +187,8 @@ def _notify(
     )
     row = outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
     rows.append({**row, "mailbox": None})  # one INSERT takes rows of the same fields
-    insert_rows(OutboxMessage, rows)
-    return events
+    fastpath.insert_rows(OutboxMessage, rows)
+    return history
 
 
 def mailbox_key(email: str) -> str:
@@ -259,20 +211,11 @@ def mailbox_key(email: str) -> str:
 
 def _confirmation_cap(mailbox: str, settings: Settings, now: datetime) -> str | None:
     """Why no confirmation may go to `mailbox` now, or None: the form must not mail strangers."""
-    hour_ago = OutboxMessage.created_at.db_value(now - CONFIRMATION_WINDOW)
-    to_this_mailbox = run_sql(  # (mailbox, purpose, created_at): a few rows at most
-        "SELECT 1 FROM outbox_message WHERE mailbox = ? AND purpose = ? AND created_at > ? LIMIT 1",
-        (mailbox, "confirmation", hour_ago),
-    ).fetchone()
-    if to_this_mailbox:
+    hour_ago = now - CONFIRMATION_WINDOW
+    if fastpath.confirmation_went_to(mailbox, hour_ago):
         return "a confirmation went to this address (however spelt) within the hour"
     cap = settings.confirmations_per_hour
-    (recent,) = run_sql(  # counting stops at the cap: bounded work whatever the traffic
-        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox_message WHERE purpose = ? AND created_at > ? "
-        "LIMIT ?) AS recent",
-        ("confirmation", hour_ago, cap),
-    ).fetchone()
-    if recent >= cap:
+    if fastpath.confirmations_since(hour_ago, cap) >= cap:
         return f"{cap} confirmations were sent within the hour"
     return None
 
@@ -288,13 +231,11 @@ def release(ident: str | int, actor: str, settings: Settings) -> dict[str, objec
             Lead.id == lead.id
         ).execute()
         lead.quarantined, lead.updated_at = False, now
-        Event.create(lead=lead, at=now, actor=actor, kind="released", details={})
+        events.record(Event.row(lead.id, now, actor, "released", {}))
         attorney, reason = choose_attorney(lead.email, now)
         Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
         resume = Resume.select(Resume.filename, Resume.size).where(Resume.lead == lead.id).get()
-        insert_rows(
-            Event, _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
-        )
+        events.record(*_notify(lead, attorney, reason, resume.filename, resume.size, settings, now))
     return lead_dict(find(lead.id))
 
 

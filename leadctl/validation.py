@@ -57,6 +57,11 @@ def normalize_email(value: str | None) -> str:
         raise ValueError(f"email is not valid: {exc}") from None
 
 
+def email_key(value: str) -> str:
+    """An attorney's email as stored and looked up: trimmed and lowercased."""
+    return value.strip().lower()
+
+
 def check_prospect(first_name: str | None, last_name: str | None, email: str | None) -> Prospect:
     """All three fields checked; InvalidInput lists every failing field at once."""
     errors: list[tuple[str, str]] = []

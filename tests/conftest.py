@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -22,6 +22,7 @@ import pytest
 
 from leadctl import db
 from leadctl.models import database
+from leadctl.schema import ensure_schema
 from leadctl.settings import Settings
 
 PG_URL = os.environ.get("LEADS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -33,6 +34,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> Any:
+    """Poll `condition` until it is truthy and return its value; fail naming `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def outbox_statuses(tmp_path: Path) -> list[str]:
+    """The outbox's statuses in the SQLite database of `make_settings(tmp_path)`."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "leads.db")) as conn:
+        return [row[0] for row in conn.execute("SELECT status FROM outbox_message")]
 
 
 _pg_status: dict[str, str | None] = {}
@@ -109,7 +130,7 @@ def core(db_url: str, tmp_path: Path) -> Iterator[Settings]:
     """The core bound to a fresh database (SQLite and PostgreSQL)."""
     s = make_settings(tmp_path, db_url)
     db.bind(s.database_url)
-    db.ensure_schema()
+    ensure_schema()
     yield s
     database.obj.close()
 
@@ -117,7 +138,7 @@ def core(db_url: str, tmp_path: Path) -> Iterator[Settings]:
 @pytest.fixture
 def sqlite_core(settings: Settings) -> Iterator[Settings]:
     db.bind(settings.database_url)
-    db.ensure_schema()
+    ensure_schema()
     yield settings
     database.obj.close()
 
@@ -403,7 +424,7 @@ def seeded(cli_env: dict[str, str]) -> Iterator[Seeded]:
         {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
     )
     db.bind(s.database_url)
-    db.ensure_schema()
+    ensure_schema()
     made = Seeded()
     for name, email, role in (
         ("Ann Lee", "ann@firm.example", "admin"),

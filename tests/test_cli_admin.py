@@ -145,7 +145,7 @@ def test_db_backup_is_consistent_and_never_overwrites(
 
 def test_db_upgrade_on_a_current_database(cli: Any, seeded: list[Any]) -> None:
     result = cli("db", "upgrade", "--json")
-    from leadctl.db import SCHEMA_VERSION
+    from leadctl.schema import SCHEMA_VERSION
 
     assert result.json() == {
         "from_version": SCHEMA_VERSION,

@@ -6,11 +6,10 @@ import contextlib
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,19 @@ from leadctl import delivery, outbox
 from leadctl.mailer import FileSender, make_sender
 from leadctl.models import OutboxMessage
 from leadctl.settings import Settings
-from tests.conftest import BIN, free_port, make_settings, server_env, submit
+from tests.conftest import (
+    BIN,
+    free_port,
+    make_settings,
+    outbox_statuses,
+    server_env,
+    submit,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 STARTED = re.compile(r"delivery process started \(pid (\d+)\)")
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> Any:
-    """Poll `condition` until it is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -65,11 +61,6 @@ def _emails(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "mail").glob("*.eml"))
 
 
-def _statuses(tmp_path: Path) -> list[str]:
-    with contextlib.closing(sqlite3.connect(tmp_path / "leads.db")) as conn:
-        return [row[0] for row in conn.execute("SELECT status FROM outbox_message")]
-
-
 def _submit(url: str, i: int) -> httpx.Response:
     with httpx.Client(base_url=url, timeout=10) as client:
         return submit(client, first="Zoë", last=f"Ñúñez{i}", email=f"p{i}@example.com")
@@ -82,15 +73,15 @@ def test_a_killed_delivery_process_is_replaced_and_the_mail_still_goes(
     tmp_path: Path, make_server: Any
 ) -> None:
     server = make_server(make_settings(tmp_path))
-    first = _wait(lambda: _delivery_pids(server.log), 20, "the delivery process")[0]
-    _wait(lambda: _ready(first), 30, "the delivery process to start up")  # then asleep, idle
+    first = wait_until(lambda: _delivery_pids(server.log), 20, "the delivery process")[0]
+    wait_until(lambda: _ready(first), 30, "the delivery process to start up")  # then asleep, idle
     assert server.proc is not None
     assert Path(f"/proc/{first}/stat").read_text().rpartition(")")[2].split()[1] == str(
         server.proc.pid
     )  # the server's own child
 
     os.kill(first, signal.SIGKILL)
-    _wait(lambda: not _alive(first), 10, "the killed process to end")
+    wait_until(lambda: not _alive(first), 10, "the killed process to end")
     # At once, before any restart: the next request wakes a dead process and must not hang.
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
     references = []
@@ -100,7 +91,7 @@ def test_a_killed_delivery_process_is_replaced_and_the_mail_still_goes(
         references.append(response.json()["reference"])
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
 
-    _wait(lambda: _statuses(tmp_path) == ["sent"] * 4, 30, "the four emails to be sent")
+    wait_until(lambda: outbox_statuses(tmp_path) == ["sent"] * 4, 30, "the four emails to be sent")
     texts = [f.read_text(errors="replace") for f in _emails(tmp_path)]
     assert len(texts) == 4
     for i, reference in enumerate(references, 1):
@@ -120,7 +111,7 @@ def test_a_delivery_process_that_keeps_dying_never_blocks_requests(
     server = make_server(make_settings(tmp_path))
     killed: list[int] = []
     for _ in range(3):
-        pid = _wait(
+        pid = wait_until(
             lambda: [p for p in _delivery_pids(server.log) if p not in killed], 30, "a restart"
         )[0]
         os.kill(pid, signal.SIGKILL)
@@ -132,19 +123,19 @@ def test_a_delivery_process_that_keeps_dying_never_blocks_requests(
         server.wait_log("another in 2.0 s", 30),
     )
     assert delays == ["0.5", "1.0", "2.0"]
-    _wait(lambda: _statuses(tmp_path) == ["sent"] * 6, 60, "the six emails to be sent")
+    wait_until(lambda: outbox_statuses(tmp_path) == ["sent"] * 6, 60, "the six emails to be sent")
     assert len(_emails(tmp_path)) == 6
 
 
 def test_sigterm_to_the_delivery_process_alone_is_ignored(tmp_path: Path, make_server: Any) -> None:
     """Only the server stops its delivery process; a stray SIGTERM or SIGINT changes nothing."""
     server = make_server(make_settings(tmp_path))
-    pid = _wait(lambda: _delivery_pids(server.log), 20, "the delivery process")[0]
-    _wait(lambda: _ready(pid), 30, "the delivery process to start up")
+    pid = wait_until(lambda: _delivery_pids(server.log), 20, "the delivery process")[0]
+    wait_until(lambda: _ready(pid), 30, "the delivery process to start up")
     os.kill(pid, signal.SIGTERM)
     os.kill(pid, signal.SIGINT)
     assert _submit(server.url, 1).status_code == 201
-    _wait(lambda: len(_emails(tmp_path)) >= 2, 30, "both emails")
+    wait_until(lambda: len(_emails(tmp_path)) >= 2, 30, "both emails")
     assert _alive(pid) and _delivery_pids(server.log) == [pid]
 
 
@@ -174,7 +165,7 @@ def _serve_in_own_group(tmp_path: Path, settings: Settings) -> Iterator[tuple[An
                 return httpx.get(f"{url}/health", timeout=1).status_code == 200
             return False
 
-        _wait(healthy, 30, "the server to start")
+        wait_until(healthy, 30, "the server to start")
         yield proc, url, log
     finally:
         if proc.poll() is None:
@@ -210,8 +201,8 @@ def test_a_signal_to_the_whole_group_stops_everything_and_loses_nothing(
     settings = make_settings(tmp_path)
     acknowledged: list[str] = []
     with _serve_in_own_group(tmp_path, settings) as (proc, url, log):
-        child = _wait(lambda: _delivery_pids(log), 20, "the delivery process")[0]
-        _wait(lambda: _ready(child), 30, "the delivery process to start up")
+        child = wait_until(lambda: _delivery_pids(log), 20, "the delivery process")[0]
+        wait_until(lambda: _ready(child), 30, "the delivery process to start up")
         halt = threading.Event()
 
         def load() -> None:
@@ -226,10 +217,12 @@ def test_a_signal_to_the_whole_group_stops_everything_and_loses_nothing(
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
         if busy:  # the signal comes with submissions arriving and mail being delivered
-            _wait(lambda: len(acknowledged) >= 10, 60, "ten acknowledged submissions")
+            wait_until(lambda: len(acknowledged) >= 10, 60, "ten acknowledged submissions")
         else:
             loader.join(60)
-            _wait(lambda: _statuses(tmp_path).count("sent") == 10, 30, "the mail to go out")
+            wait_until(
+                lambda: outbox_statuses(tmp_path).count("sent") == 10, 30, "the mail to go out"
+            )
         started = time.monotonic()
         os.killpg(proc.pid, signum)
         try:
@@ -239,20 +232,22 @@ def test_a_signal_to_the_whole_group_stops_everything_and_loses_nothing(
             loader.join(30)
         took = time.monotonic() - started
         assert proc.returncode is not None
-        _wait(lambda: not _in_session(proc.pid), 10, "every process of the group to end")
+        wait_until(lambda: not _in_session(proc.pid), 10, "every process of the group to end")
         assert not _alive(child)
     state = "delivering" if busy else "idle"
     print(
         f"\n{signum.name} to the group ({state}): server and delivery process gone in {took:.2f} s"
     )
 
-    statuses = _statuses(tmp_path)
+    statuses = outbox_statuses(tmp_path)
     assert len(statuses) >= 2 * len(acknowledged)  # two messages a lead, none lost
     assert set(statuses) <= {"sent", "pending"}, statuses  # nothing left claimed mid-send
     assert len(_emails(tmp_path)) == statuses.count("sent")
 
     with _serve_in_own_group(tmp_path, settings) as (proc, _url, _log):
-        _wait(lambda: set(_statuses(tmp_path)) == {"sent"}, 60, "every message to go out")
+        wait_until(
+            lambda: set(outbox_statuses(tmp_path)) == {"sent"}, 60, "every message to go out"
+        )
         assert len(_emails(tmp_path)) == len(statuses)
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import httpx
 import pytest
 
 from tests import samples
-from tests.conftest import SmtpSink, free_port, make_settings
+from tests.conftest import SmtpSink, free_port, make_settings, outbox_statuses, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +38,13 @@ def _post(url: str, i: int) -> httpx.Response:
     )
 
 
+def _failed_attempts(tmp_path: Path) -> int:
+    """How many delivery attempts have failed, as the server recorded them."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "leads.db")) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM event WHERE kind = 'email_failed'").fetchone()
+    return int(count)
+
+
 def test_new_mail_leaves_within_two_seconds(
     tmp_path: Path, make_server: Any, smtp_sink: SmtpSink
 ) -> None:
@@ -55,12 +64,13 @@ def test_smtp_down_at_submission_then_up(tmp_path: Path, make_server: Any) -> No
     response = _post(server.url, 1)
     assert response.status_code == 201
     assert time.monotonic() - started < 1.0  # SMTP being down never slows intake
-    time.sleep(1.0)  # a few failed attempts happen meanwhile
+    wait_until(lambda: _failed_attempts(tmp_path) >= 2, 15, "failed attempts while SMTP is down")
     sink = SmtpSink(port)
     sink.start()
     try:
         received = sink.wait_for(2, timeout=15)
-        time.sleep(1.0)  # nothing more should arrive: once each
+        # Once both are recorded as sent none can go out again: nothing more should arrive.
+        wait_until(lambda: outbox_statuses(tmp_path) == ["sent"] * 2, 15, "both to be recorded")
         assert len(sink.received) == 2
         assert sorted(r[0] for r, _ in received) == ["intake@localhost", "p1@example.com"]
     finally:
@@ -80,7 +90,7 @@ def test_messages_pending_at_a_kill_are_delivered_after_restart(
     try:
         server.start()
         received = sink.wait_for(10, timeout=30)
-        time.sleep(0.5)
+        wait_until(lambda: outbox_statuses(tmp_path) == ["sent"] * 10, 15, "all to be recorded")
         ids = [m["Message-ID"] for _, m in sink.received]
         assert len(received) == 10 and len(set(ids)) == 10
         for ref in references:

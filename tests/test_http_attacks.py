@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from leadctl import attorneys, db, submissions
+from leadctl import attorneys, db, schema, submissions
 from leadctl.models import database
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
@@ -43,7 +43,7 @@ def _raw(port: int, data: bytes, timeout: float = 15.0) -> bytes:
 def _seed(s: Settings) -> dict[str, str]:
     """An admin, an attorney, and a quarantined lead in the server's database, before it starts."""
     db.bind(s.database_url)
-    db.ensure_schema()
+    schema.ensure_schema()
     tokens = {
         "admin": attorneys.add("Ann Lee", "ann@firm.example", "admin")[1].secret,
         "attorney": attorneys.add("Bob Roe", "bob@firm.example")[1].secret,

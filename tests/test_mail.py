@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,9 +17,10 @@ from leadctl.messages import Composed
 from leadctl.models import Event, OutboxMessage
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
+from leadctl.states import MESSAGE_TRANSITIONS, MessageAction, MessageStatus
 from leadctl.validation import check_prospect
 from tests import samples
-from tests.conftest import SmtpSink, smtp_settings
+from tests.conftest import SmtpSink, smtp_settings, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -92,15 +93,13 @@ def test_refused_recipient_retries_then_dies_and_the_other_is_delivered(
     smtp_sink.refuse.add("nobody@example.com")
     s = smtp_settings(core, smtp_sink.port, mail_max_attempts=3, mail_retry_seconds=0.01)
     sender = make_sender(s)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def settled() -> bool:
         outbox.drain(sender, s)
-        if (
-            OutboxMessage.select().where(OutboxMessage.status.in_(["pending", "sending"])).count()
-            == 0
-        ):
-            break
-        time.sleep(0.05)
+        unsettled = OutboxMessage.status.in_(["pending", "sending"])
+        return OutboxMessage.select().where(unsettled).count() == 0
+
+    wait_until(settled, 10, "both messages to be sent or dead")
     sender.close()
     confirmation = OutboxMessage.get(OutboxMessage.purpose == "confirmation")
     notification = OutboxMessage.get(OutboxMessage.purpose == "notification")
@@ -123,13 +122,40 @@ def test_message_id_is_kept_across_retries(core: Settings, smtp_sink: SmtpSink) 
     sender = make_sender(s)
     outbox.drain(sender, s)  # one failed attempt; the retry is due in 0.5 s
     smtp_sink.refuse.clear()
-    time.sleep(0.6)
-    outbox.drain(sender, s)
+    wait_until(lambda: outbox.drain(sender, s).sent, 10, "the retry to come due and go out")
     sender.close()
     delivered = [m for rcpts, m in smtp_sink.received if rcpts == ["zoe@example.com"]]
     assert len(delivered) == 1
     assert delivered[0]["Message-ID"] == row.message_id
     assert OutboxMessage.get_by_id(row.id).attempts == 2
+
+
+def test_the_outbox_moves_a_message_only_as_its_table_allows(
+    core: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lead(core)
+    row = OutboxMessage.get(OutboxMessage.purpose == "confirmation")
+    claimed = [m for m in outbox.claim(10, timedelta(minutes=1)) if m.id == row.id]
+    assert OutboxMessage.get_by_id(row.id).status == MessageStatus.SENDING
+    outbox.release(claimed)
+    outbox.release(claimed)  # released already: pending is not a status RELEASE starts from
+    assert (OutboxMessage.get_by_id(row.id).status, OutboxMessage.get_by_id(row.id).attempts) == (
+        MessageStatus.PENDING,
+        0,
+    )
+    OutboxMessage.update(status=MessageStatus.SENT.value).where(
+        OutboxMessage.id == row.id
+    ).execute()
+    assert outbox.retry([row.id], dead=False) == 0  # never a second email
+    OutboxMessage.update(status=MessageStatus.DEAD.value).where(
+        OutboxMessage.id == row.id
+    ).execute()
+    only_pending = (frozenset({MessageStatus.PENDING}), MessageStatus.PENDING)
+    with monkeypatch.context() as patch:  # the table decides, not a list inside `retry`
+        patch.setitem(MESSAGE_TRANSITIONS, MessageAction.RETRY, only_pending)
+        assert outbox.retry([row.id], dead=False) == 0
+    assert outbox.retry([row.id], dead=False) == 1
+    assert OutboxMessage.get_by_id(row.id).status == MessageStatus.PENDING
 
 
 def test_two_workers_deliver_each_message_exactly_once(core: Settings, smtp_sink: SmtpSink) -> None:
@@ -268,15 +294,16 @@ def test_a_worker_in_its_own_process_delivers_and_stops(sqlite_core: Settings) -
     try:
         _lead(sqlite_core)
         worker.wake()
-        deadline = time.monotonic() + 20  # a spawned Python imports leadctl first
-        while len(list(Path(sqlite_core.mail_dir).glob("*.eml"))) < 2:
-            assert time.monotonic() < deadline, "the worker process delivered nothing"
-            time.sleep(0.05)
+        wait_until(  # a spawned Python imports leadctl first
+            lambda: len(list(Path(sqlite_core.mail_dir).glob("*.eml"))) >= 2,
+            20,
+            "the worker process to deliver both messages",
+        )
     finally:
         worker.stop()
     assert not worker.is_alive()
     statuses = [m.status for m in OutboxMessage.select()]
-    assert statuses == [outbox.SENT, outbox.SENT]
+    assert statuses == [MessageStatus.SENT, MessageStatus.SENT]
 
 
 def test_a_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> None:
@@ -287,12 +314,12 @@ def test_a_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> None
 
     script = (
         "import os, sys\n"
-        "from leadctl import db, delivery\n"
+        "from leadctl import db, delivery, schema\n"
         "from leadctl.mailer import make_sender\n"
         "from tests.conftest import make_settings\n"
         "from pathlib import Path\n"
         "s = make_settings(Path(sys.argv[1]))\n"
-        "db.bind(s.database_url); db.ensure_schema()\n"
+        "db.bind(s.database_url); schema.ensure_schema()\n"
         "w = delivery.DeliveryWorker(s, make_sender, poll_seconds=0.2, separate_process=True)\n"
         "w.start(); print(w._runner.pid, flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
@@ -302,10 +329,11 @@ def test_a_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> None
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=root
     )
     child = int(done.stdout.split()[0])
-    deadline = time.monotonic() + 20
-    while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[
-        2
-    ] not in ("Z", "X"):
-        assert time.monotonic() < deadline, f"delivery process {child} outlived its server"
-        time.sleep(0.1)
+
+    def ended() -> bool:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            return Path(f"/proc/{child}/stat").read_text().split()[2] in ("Z", "X")
+        return True
+
+    wait_until(ended, 20, f"delivery process {child} to end with its server")
     assert done.returncode == -9 and os.getpid() != child

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from leadctl import attorneys, db
+from leadctl import attorneys, db, schema
 from leadctl.models import database
 from tests.conftest import make_settings
 
@@ -30,7 +30,7 @@ CHECKS = ",".join(
 def test_every_operation_against_its_own_schema(tmp_path: Path, make_server: Any) -> None:
     settings = make_settings(tmp_path)
     db.bind(settings.database_url)
-    db.ensure_schema()
+    schema.ensure_schema()
     token = attorneys.add("Ann Lee", "ann@firm.example", "admin")[1].secret
     database.obj.close()
     server = make_server(settings)

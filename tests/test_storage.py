@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from peewee import IntegrityError
 
-from leadctl import attorneys, db, leads, submissions
+from leadctl import attorneys, db, leads, schema, submissions
 from leadctl.errors import InvalidTransition, NotFound
 from leadctl.models import Event, Lead, OutboxMessage, Resume, SchemaVersion
 from leadctl.resumes import check_resume
@@ -189,15 +189,17 @@ def test_list_is_newest_first_and_paginates_by_cursor(core: Settings) -> None:
 def test_schema_is_versioned_and_an_outdated_one_is_refused(
     core: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert db.current_version() == db.SCHEMA_VERSION
+    assert schema.current_version() == schema.SCHEMA_VERSION
     added: list[str] = []
-    monkeypatch.setitem(db.MIGRATIONS, db.SCHEMA_VERSION + 1, lambda _db: added.append("ran"))
-    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 1)
-    with pytest.raises(db.SchemaOutdated, match="leadctl db upgrade"):
-        db.ensure_schema()
-    assert db.upgrade() == (db.SCHEMA_VERSION - 1, db.SCHEMA_VERSION)
+    monkeypatch.setitem(
+        schema.MIGRATIONS, schema.SCHEMA_VERSION + 1, lambda _db: added.append("ran")
+    )
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
+    with pytest.raises(schema.SchemaOutdated, match="leadctl db upgrade"):
+        schema.ensure_schema()
+    assert schema.upgrade() == (schema.SCHEMA_VERSION - 1, schema.SCHEMA_VERSION)
     assert added == ["ran"]
-    db.ensure_schema()
+    schema.ensure_schema()
     assert SchemaVersion.select().count() == 2
 
 
@@ -258,10 +260,10 @@ def _undo_version_2(conn: Any) -> None:
 def _set_version(version: int) -> None:
     SchemaVersion.delete().execute()
     SchemaVersion.create(version=version)
-    with pytest.raises(db.SchemaOutdated, match=f"version {version}"):
-        db.ensure_schema()
-    assert db.upgrade() == (version, db.SCHEMA_VERSION)
-    db.ensure_schema()
+    with pytest.raises(schema.SchemaOutdated, match=f"version {version}"):
+        schema.ensure_schema()
+    assert schema.upgrade() == (version, schema.SCHEMA_VERSION)
+    schema.ensure_schema()
 
 
 def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:

@@ -46,11 +46,11 @@ class Env:
     def open_database(self, *, check_schema: bool = True) -> None:
         if self._db_open:
             return
-        from leadctl import db
+        from leadctl import db, schema
 
         db.bind(self.settings.database_url, self.settings.sqlite_busy_timeout_ms)
         if check_schema:
-            db.ensure_schema()
+            schema.ensure_schema()
         self._db_open = True
 
     @property

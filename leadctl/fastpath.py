@@ -1,0 +1,192 @@
+"""The submission fast path's hand-written SQL: the only statements in leadctl not built by peewee.
+
+A submission makes a dozen statements on the one writer, inside the write lock, where peewee's
+statement building bounded intake throughput (bench/RESULTS.md, "Intake throughput"). Here each
+statement is written once (or, for an INSERT, built from the model once per shape) and run
+with plain parameters. Everything else goes through peewee.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from peewee import Model, SqliteDatabase
+
+from leadctl.models import Attorney, IdempotencyKey, Lead, OutboxMessage, Resume, database
+
+if TYPE_CHECKING:
+    from leadctl.resumes import CheckedResume
+
+
+def run_sql(sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run SQL written with `?` placeholders on either database; returns the cursor."""
+    db = database.obj
+    if not isinstance(db, SqliteDatabase):
+        sql = pyformat(sql)
+    return db.execute_sql(sql, params)
+
+
+# What must not be read as a placeholder: quoted text and names, comments, dollar quotes.
+_SQL_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$|[?%]""", re.DOTALL
+)
+
+
+@functools.lru_cache(maxsize=256)
+def pyformat(sql: str) -> str:
+    """SQL written with `?` placeholders in psycopg's `%s` style.
+
+    A `?` in quotes or in a comment stays text. Every `%` is doubled, quoted or not: psycopg
+    reads `%` anywhere in the statement. (A `?` outside quotes is always a placeholder: write
+    PostgreSQL's jsonb `?` operator as `jsonb_exists()`.)
+    """
+
+    def swap(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return "%s" if token == "?" else token.replace("%", "%%")
+
+    return _SQL_TOKENS.sub(swap, sql)
+
+
+def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], suffix: str = "") -> Any:
+    """INSERT `rows` (dicts of field name → value, all with the same fields) into `model`'s
+    table in one statement; each value goes through its field's `db_value`, as with peewee.
+    `suffix` is appended (an ON CONFLICT clause, RETURNING). Returns the cursor."""
+    names = tuple(rows[0])
+    fields = [model._meta.fields[name] for name in names]
+    params = [
+        field.db_value(row[name]) for row in rows for name, field in zip(names, fields, strict=True)
+    ]
+    return run_sql(_insert_sql(model, names, len(rows), suffix), params)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(model: type[Model], names: tuple[str, ...], count: int, suffix: str) -> str:
+    table = model._meta.table_name
+    columns = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in names)
+    values = ", ".join(["(" + ", ".join("?" * len(names)) + ")"] * count)
+    # Names from the model's own metadata; every value is a parameter.
+    return f'INSERT INTO "{table}" ({columns}) VALUES {values} {suffix}'.rstrip()  # noqa: S608
+
+
+# ---------------------------------------------------------------------------------------------
+# The look-ups and writes of one submission
+
+
+def idempotency_answer(key: str, since: datetime) -> tuple[str, int] | None:
+    """(body hash, lead id) stored for `key` after `since`; an expired entry is deleted."""
+    row = run_sql(
+        "SELECT body_hash, lead_id FROM idempotency_key WHERE key = ? AND created_at > ?",
+        (key, IdempotencyKey.created_at.db_value(since)),
+    ).fetchone()
+    if row is None:
+        run_sql("DELETE FROM idempotency_key WHERE key = ?", (key,))  # an expired one, if any
+        return None
+    return row[0], row[1]
+
+
+def same_lead_since(
+    email: str, first_name: str, last_name: str, sha256: str, since: datetime
+) -> int | None:
+    """The first lead after `since` with these names, this email and this resume (a double
+    click), or None."""
+    row = run_sql(
+        "SELECT lead.id FROM lead JOIN resume ON resume.lead_id = lead.id "
+        "WHERE lead.email = ? AND lead.created_at > ? AND resume.sha256 = ? "
+        "AND lead.first_name = ? AND lead.last_name = ? ORDER BY lead.id LIMIT 1",
+        (email, Lead.created_at.db_value(since), sha256, first_name, last_name),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def insert_lead(fields: dict[str, Any]) -> int | None:
+    """The new lead's id, or None when its reference is taken already."""
+    inserted = insert_rows(
+        Lead, [fields], 'ON CONFLICT ("reference") DO NOTHING RETURNING "id"'
+    ).fetchall()
+    return inserted[0][0] if inserted else None
+
+
+BLOB_CHUNK = 1024 * 1024
+
+
+def insert_resume(lead_id: int, resume: CheckedResume) -> None:
+    """The resume row. On SQLite the bytes are written in 1 MiB pieces into a zeroblob the size
+    of the file: binding a 10 MiB value makes sqlite3 copy it twice (the binding, then the
+    record), which took an accepted upload past 32 MiB of extra memory."""
+    row = {
+        "lead": lead_id,
+        "filename": resume.filename,
+        "content_type": resume.content_type,
+        "size": resume.size,
+        "sha256": resume.sha256,
+    }
+    db = database.obj
+    if not isinstance(db, SqliteDatabase):
+        insert_rows(Resume, [{**row, "data": resume.data}])
+        return
+    run_sql(
+        "INSERT INTO resume (lead_id, filename, content_type, size, sha256, data) "
+        "VALUES (?, ?, ?, ?, ?, zeroblob(?))",
+        (*row.values(), resume.size),
+    )
+    view = memoryview(resume.data)
+    with db.connection().blobopen("resume", "data", lead_id) as blob:
+        for start in range(0, len(view), BLOB_CHUNK):
+            blob.write(view[start : start + BLOB_CHUNK])
+
+
+def returning_attorney(email: str) -> tuple[int, str, str] | None:
+    """(id, name, email) of the active attorney of this address's latest lead, or None."""
+    return run_sql(
+        "SELECT attorney.id, attorney.name, attorney.email FROM attorney "
+        "JOIN lead ON lead.attorney_id = attorney.id "
+        "WHERE lead.email = ? AND lead.quarantined = ? AND attorney.active = ? "
+        "ORDER BY lead.id DESC LIMIT 1",
+        (email, False, True),
+    ).fetchone()
+
+
+_LEAST_RECENT = (
+    "SELECT id, name, email FROM attorney WHERE active = ? "
+    "ORDER BY last_assigned_at ASC NULLS FIRST, id LIMIT 1"
+)
+
+
+def least_recent_attorney() -> tuple[int, str, str] | None:
+    """(id, name, email) of the active attorney assigned a lead longest ago (or never)."""
+    # On PostgreSQL two servers assigning at once must not pick the same "least recent" one.
+    sqlite = isinstance(database.obj, SqliteDatabase)
+    return run_sql(_LEAST_RECENT if sqlite else f"{_LEAST_RECENT} FOR UPDATE", (True,)).fetchone()
+
+
+def mark_assigned(attorney_id: int, now: datetime) -> None:
+    run_sql(
+        "UPDATE attorney SET last_assigned_at = ? WHERE id = ?",
+        (Attorney.last_assigned_at.db_value(now), attorney_id),
+    )
+
+
+def confirmation_went_to(mailbox: str, since: datetime) -> bool:
+    """True when a confirmation to `mailbox` was queued after `since`."""
+    return bool(
+        run_sql(  # (mailbox, purpose, created_at): a few rows at most
+            "SELECT 1 FROM outbox_message WHERE mailbox = ? AND purpose = ? AND created_at > ? "
+            "LIMIT 1",
+            (mailbox, "confirmation", OutboxMessage.created_at.db_value(since)),
+        ).fetchone()
+    )
+
+
+def confirmations_since(since: datetime, cap: int) -> int:
+    """How many confirmations were queued after `since`, counting no further than `cap`."""
+    (recent,) = run_sql(  # counting stops at the cap: bounded work whatever the traffic
+        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox_message WHERE purpose = ? AND created_at > ? "
+        "LIMIT ?) AS recent",
+        ("confirmation", OutboxMessage.created_at.db_value(since), cap),
+    ).fetchone()
+    return int(recent)
