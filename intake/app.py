@@ -1,66 +1,33 @@
-"""`create_app(settings)`: the intake server's Litestar app, its lifespan and its logging."""
+"""`create_app(settings)`: the intake server's Litestar app and its lifespan."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from intake import errors, public
+from intake.metrics import Metrics, metrics
+from intake.observability import observe
 from intake.ratelimit import RateLimiter
+from intake.readiness import file_identity, ready
 from intake.security import security_headers
 from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
 from intake.writer import GroupCommitWriter
-from leadctl import db, submissions
+from leadctl import db, schema, submissions
 from leadctl.delivery import DeliveryWorker
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
 from leadctl.settings import Settings
-from leadctl.text import visible
 
-access_log = logging.getLogger("intake.access")
 BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
-
-
-def access_logging(app: ASGIApp) -> ASGIApp:
-    """One line per request: method, path, status, duration, lead reference; never the body."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # websockets and lifespan pass through untouched
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_wrapper)
-        finally:
-            reference = scope.get("state", {}).get("lead_reference", "-")
-            access_log.info(
-                "%s %s %d %.1fms lead=%s",
-                scope.get("method", "-"),
-                visible(scope["path"]),  # a path may carry an escape sequence for a terminal
-                status,
-                (time.perf_counter() - started) * 1000,
-                reference,
-            )
-
-    return middleware
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> Litestar:
@@ -70,7 +37,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db.bind(settings.database_url, settings.sqlite_busy_timeout_ms)
-        db.ensure_schema()
+        schema.ensure_schema()
+        app.state.database_file = file_identity(settings)  # /ready notices it removed or replaced
         intake = Intake(
             settings,
             GroupCommitWriter(),
@@ -88,6 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             )
             intake.wake_worker = worker.wake
             worker.start()
+        app.state.delivery = worker  # /ready asks whether its process is alive
         app.state.intake = intake
         try:
             yield
@@ -96,17 +65,20 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             if worker is not None:
                 worker.stop()
 
-    return Litestar(
+    collected = Metrics() if settings.metrics else None
+    app = Litestar(
         route_handlers=[
             public.show_form,
             public.submit_form,
             public.health,
+            ready,
+            *([metrics] if collected is not None else []),  # off: 404, as for any unknown path
             public.stylesheet,
             # One router for /api/v1: the public POST and the staff GET share /api/v1/leads.
             Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
         ],
         lifespan=[lifespan],
-        middleware=[access_logging, security_headers(settings), public.flood_gate],
+        middleware=[security_headers(settings), public.flood_gate],
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,
@@ -129,4 +101,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             ),
         ),
         debug=False,
+        state=State({"metrics": collected}),
     )
+    # Around the whole app, as Litestar's own CORS middleware is: route middleware never sees a
+    # 404 or 405, and those too get a request id, an access-log line and their latency.
+    app.asgi_handler = observe(app.asgi_handler, settings.proxy_networks, collected)
+    return app

@@ -1,4 +1,4 @@
-"""Public routes: the HTML intake form, `POST /api/v1/leads`, and `GET /health`."""
+"""Public routes: the HTML intake form, `POST /api/v1/leads`, and `GET /health` (liveness)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from intake.pages import STYLESHEET, confirmation_page, form_page
 from intake.submission import Intake, idempotency_key, read_submission, store_submission
 from leadctl.db import ping
 from leadctl.errors import LeadctlError
+from leadctl.submissions import Submitted
 from leadctl.timeutil import iso
 
 
@@ -40,6 +41,15 @@ class LeadAccepted:
 
 
 RATE_LIMITED = "rate_limited"  # a handler's `opt` key: its submissions count against the limit
+SUBMISSION_OUTCOME = "submission_outcome"  # scope state: accepted, quarantined or replayed
+
+
+def _note_outcome(request: Request, submitted: Submitted) -> None:
+    """What the access log and the metrics say of a stored submission."""
+    lead = submitted.lead
+    request.scope["state"]["lead_reference"] = lead.reference
+    outcome = "replayed" if submitted.replayed else "accepted"
+    request.scope["state"][SUBMISSION_OUTCOME] = "quarantined" if lead.quarantined else outcome
 
 
 def flood_gate(app: ASGIApp) -> ASGIApp:
@@ -132,8 +142,8 @@ async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
     except FormError as exc:
         return error_response(exc.status, [(exc.field, str(exc))])  # type: ignore[return-value]
     intake.accepted(request, submitted)
+    _note_outcome(request, submitted)
     lead = submitted.lead
-    request.scope["state"]["lead_reference"] = lead.reference
     return Response(
         LeadAccepted(lead.reference, lead.state, iso(lead.created_at) or ""), status_code=201
     )
@@ -171,7 +181,7 @@ async def submit_form(request: Request, state: State) -> Response[str]:
             intake, form, status, [(field or "form", message) for field, message in pairs]
         )
     intake.accepted(request, submitted)
-    request.scope["state"]["lead_reference"] = submitted.lead.reference
+    _note_outcome(request, submitted)
     return Response(
         confirmation_page(submitted.lead.first_name, submitted.lead.reference),
         status_code=201,

@@ -115,14 +115,12 @@ def _run_in_child(loop: _DeliveryLoop, reader: Connection, parent: int) -> None:
     """A delivery process: its own database connection and log lines. It ignores SIGINT and
     SIGTERM, which a terminal or systemd sends to the whole group: the server decides when it
     stops, and tells it so after the message in hand by closing the pipe."""
-    from leadctl import db
+    from leadctl import db, logs
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    if not logging.getLogger("leadctl").handlers:
+        logs.configure(loop.settings.log_format)  # the server's own format: text or JSON
     db.bind(loop.settings.database_url, loop.settings.sqlite_busy_timeout_ms)
     loop.run(_PipeBell(reader), parent)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from leadctl.logs import LOG_FORMATS
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -126,10 +128,29 @@ class Settings:
     smtp_timeout: float = _setting(
         "LEADS_SMTP_TIMEOUT", 15.0, "Seconds an SMTP connection may stay silent before it fails."
     )
+    log_format: str = _setting(
+        "LEADS_LOG_FORMAT",
+        "text",
+        "Server log lines: `text`, or `json` for one JSON object per line.",
+    )
+    metrics: bool = _setting(
+        "LEADS_METRICS",
+        False,
+        "Serve Prometheus metrics at `/metrics` (`on`/`off`); the proxy must keep it private.",
+    )
+    ready_outbox_lag_seconds: float = _setting(
+        "LEADS_READY_OUTBOX_LAG_SECONDS",
+        600.0,
+        "`/ready` fails when a message has been due this long without being sent (0 = never).",
+    )
 
     def __post_init__(self) -> None:
         # Every setting is parsed here, so a bad value fails at start, in one place, in one line.
         _ = self.rate, self.proxy_networks, self.frame_ancestor_sources
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"LEADS_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {self.log_format!r}"
+            )
 
     @cached_property
     def rate(self) -> tuple[int, float] | None:
