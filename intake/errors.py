@@ -1,9 +1,14 @@
-"""One mapping from errors to HTTP answers: `{"errors": [{"field", "message"}]}` everywhere."""
+"""Errors as HTTP answers: `{"code", "errors": [{"field", "message"}]}` everywhere.
+
+The status and code of a core error come from `leadctl.errors` (its `KINDS` table), the same
+table the remote CLI reads them back with.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -13,17 +18,6 @@ from leadctl import errors as core
 
 log = logging.getLogger("intake")
 
-STATUS = {
-    core.InvalidInput: 422,
-    core.ResumeTooLarge: 413,
-    core.UnsupportedResume: 415,
-    core.NotFound: 404,
-    core.InvalidTransition: 409,
-    core.Conflict: 409,
-    core.AuthError: 401,
-    core.Forbidden: 403,
-    core.StorageUnavailable: 503,
-}
 RESUME_FIELD = {core.ResumeTooLarge, core.UnsupportedResume}
 
 
@@ -35,9 +29,33 @@ class ErrorItem:
 
 @dataclass
 class ErrorBody:
-    """Every error answer: the failing fields (or null) and what is wrong with each."""
+    """Every error answer: a stable `code` naming the kind of error (branch on it, not on the
+    message), and the failing fields (or null) with what is wrong with each.
 
+    Codes: invalid_input, resume_too_large, unsupported_resume, not_found, invalid_transition,
+    conflict, auth_required, forbidden, storage_unavailable, and for answers the core did not
+    give, bad_request, method_not_allowed, timeout, too_large, rate_limited, internal_error.
+    """
+
+    code: str
     errors: list[ErrorItem]
+
+
+# The code of an answer that no core error gave (Litestar's own, the rate limit, a crash).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: core.AuthError.code,
+    403: core.Forbidden.code,
+    404: core.NotFound.code,
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    415: core.UnsupportedResume.code,
+    422: core.InvalidInput.code,
+    429: "rate_limited",
+    431: "headers_too_large",
+    503: core.StorageUnavailable.code,
+}
 
 
 _DESCRIPTIONS = {
@@ -63,30 +81,41 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-def error_body(pairs: list[tuple[str | None, str]]) -> dict[str, list[dict[str, str | None]]]:
-    return {"errors": [{"field": field, "message": message} for field, message in pairs]}
+def error_body(pairs: list[tuple[str | None, str]], code: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "errors": [{"field": field, "message": message} for field, message in pairs],
+    }
 
 
-def error_response(status: int, pairs: list[tuple[str | None, str]]) -> Response[dict]:
+def status_code_name(status: int) -> str:
+    return _HTTP_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+
+
+def error_response(
+    status: int, pairs: list[tuple[str | None, str]], code: str | None = None
+) -> Response[dict]:
     headers = {"Retry-After": "2"} if status == 503 else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="leadctl"'
     return Response(
-        error_body(pairs), status_code=status, media_type=MediaType.JSON, headers=headers
+        error_body(pairs, code or status_code_name(status)),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
 def core_error_pairs(exc: core.LeadctlError) -> tuple[int, list[tuple[str | None, str]]]:
     if isinstance(exc, core.InvalidInput):
-        return 422, list(exc.errors)
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        return exc.http_status, [(field or None, message) for field, message in exc.errors]
     field = "resume" if type(exc) in RESUME_FIELD else None
-    return status, [(field, str(exc))]
+    return exc.http_status, [(field, str(exc))]
 
 
 def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:
     status, pairs = core_error_pairs(exc)
-    return error_response(status, pairs)
+    return error_response(status, pairs, exc.code)
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:

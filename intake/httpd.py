@@ -15,13 +15,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from intake.errors import error_body, status_code_name
 from leadctl.settings import Settings
 
 MAX_HEAD_BYTES = 32 * 1024
 
 
 def _answer(status: int, reason: str, message: str) -> bytes:
-    body = json.dumps({"errors": [{"field": None, "message": message}]}).encode()
+    body = json.dumps(error_body([(None, message)], status_code_name(status))).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

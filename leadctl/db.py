@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from peewee import Database, PostgresqlDatabase, Psycopg3Adapter, SqliteDatabase
 
-from leadctl.errors import LeadctlError
+from leadctl.errors import LeadctlError, NoDatabase
 from leadctl.models import database
 from leadctl.private import private_file
 
@@ -72,11 +72,37 @@ def sqlite_path(url: str) -> str:
     return unquote(url[len("sqlite:///") :])
 
 
-def make_database(url: str, busy_timeout_ms: int = 5000) -> Database:
-    """A peewee database for the URL, not yet connected."""
+def location(url: str) -> str:
+    """Where the URL points, for people: a SQLite file's absolute path, else the URL without
+    its password."""
+    if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:":
+        return os.path.abspath(sqlite_path(url))
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + host).geturl()
+
+
+def no_database(url: str, why: str = "does not exist") -> NoDatabase:
+    """The error of a command that found no database and may not create one."""
+    where = location(url)
+    return NoDatabase(
+        f"no leadctl database: {where} {why}; point leadctl at yours with --db URL or "
+        "LEADS_DATABASE_URL (e.g. --db sqlite:////srv/leads/leads.db), or make a new one with "
+        "leadctl db upgrade"
+    )
+
+
+def make_database(url: str, busy_timeout_ms: int = 5000, *, create: bool = True) -> Database:
+    """A peewee database for the URL, not yet connected; with `create` False a SQLite file that
+    does not exist is an error (NoDatabase) instead of a new, empty database."""
     if url.startswith("sqlite:"):
         path = sqlite_path(url)
         if path != ":memory:" and not os.path.exists(path):
+            if not create:
+                raise no_database(url)
             # Created here, 0600, rather than by SQLite under the umask; SQLite gives its -wal
             # and -shm files the mode of the database file.
             with contextlib.suppress(FileExistsError, FileNotFoundError):
@@ -104,9 +130,9 @@ def make_database(url: str, busy_timeout_ms: int = 5000) -> Database:
     )
 
 
-def bind(url: str, busy_timeout_ms: int = 5000) -> Database:
+def bind(url: str, busy_timeout_ms: int = 5000, *, create: bool = True) -> Database:
     """Make the database for the URL the one every model uses."""
-    db = make_database(url, busy_timeout_ms)
+    db = make_database(url, busy_timeout_ms, create=create)
     database.initialize(db)
     return db
 

@@ -279,3 +279,46 @@ def retry(ids: list[int] | None, *, dead: bool) -> int:
         raise LeadctlError("name the messages to retry, or pass --dead")
     with write_transaction():
         return query.execute()
+
+
+def list_messages(status: MessageStatus | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest `limit` messages (of one status, or all), as the CLI and scripts see them;
+    never their bodies."""
+    m = OutboxMessage
+    query = (
+        m.select(
+            m.id,
+            m.lead,
+            m.purpose,
+            m.recipient,
+            m.subject,
+            m.message_id,
+            m.status,
+            m.attempts,
+            m.next_attempt_at,
+            m.last_error,
+            m.created_at,
+            m.sent_at,
+        )
+        .order_by(m.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(m.status == status.value)
+    return [
+        {
+            "id": row.id,
+            "lead_id": row.lead_id,
+            "purpose": row.purpose,
+            "recipient": row.recipient,
+            "subject": row.subject,
+            "message_id": row.message_id,
+            "status": row.status,
+            "attempts": row.attempts,
+            "next_attempt_at": iso(row.next_attempt_at),
+            "last_error": row.last_error,
+            "created_at": iso(row.created_at),
+            "sent_at": iso(row.sent_at),
+        }
+        for row in query
+    ]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from leadctl.errors import InvalidInput
 
 NAME_MAX = 100
@@ -46,6 +44,9 @@ def check_name(value: str | None, label: str) -> str:
 
 def normalize_email(value: str | None) -> str:
     """The normalized address (email-validator, no DNS look-up); ValueError when invalid."""
+    # Imported here: `leadctl list` reaches this module (email_key) and must not pay ~19 ms.
+    from email_validator import EmailNotValidError, validate_email
+
     text = (value or "").strip()
     if not text:
         raise ValueError("email is required")

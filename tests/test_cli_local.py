@@ -19,7 +19,8 @@ def test_global_as_option_must_come_first(cli: Any, seeded: list[Any]) -> None:
 
 
 def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:
-    result = cli("list", env={"LEADS_DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/x.db"})
+    (tmp_path / "a-folder").mkdir()
+    result = cli("list", env={"LEADS_DATABASE_URL": f"sqlite:///{tmp_path}/a-folder"})
     assert result.code == 1
     assert result.stderr.startswith("leadctl: error: the database cannot be used")
     assert "Traceback" not in result.stderr

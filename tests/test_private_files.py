@@ -59,9 +59,15 @@ def test_backups_and_saved_resumes_are_private(
     assert _mode(backup) == 0o600
     again = cli("db", "backup", str(backup))
     assert again.code == 1 and "exists" in again.stderr
-    missing = cli("db", "backup", str(tmp_path / "no" / "such" / "folder" / "b.db"))
-    assert missing.code == 1
-    assert "cannot create" in missing.stderr and "Traceback" not in missing.stderr
+    # Missing folders are made, each 0700; the folder's backups 0600.
+    deep = cli("db", "backup", str(tmp_path / "no" / "such" / "folder"), "--keep", "2", "--json")
+    assert deep.code == 0, deep.stderr
+    assert _mode(tmp_path / "no") == _mode(tmp_path / "no" / "such" / "folder") == 0o700
+    assert _mode(Path(deep.json()["path"])) == 0o600
+    (tmp_path / "a-file").write_text("not a folder")
+    refused = cli("db", "backup", str(tmp_path / "a-file" / "b.db"))
+    assert refused.code == 1 and "cannot create" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
     saved = tmp_path / "cv.pdf"
     assert cli("open", str(seeded[0].id), "--save", str(saved)).code == 0

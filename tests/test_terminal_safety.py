@@ -150,7 +150,7 @@ def test_json_keeps_the_exact_values(hostile: Hostile, lead_cli: Any) -> None:
 
 
 @pytest.mark.parametrize("tty", [False, True], ids=["piped", "terminal"])
-def test_errors_show_typed_and_server_text_escaped(lead_cli: Any, tty: bool) -> None:
+def test_errors_show_typed_and_server_text_escaped(lead_cli: Any, seeded: Any, tty: bool) -> None:
     result = lead_cli("show", "<\x1b[31m>", tty=tty)
     assert result.code == 1
     assert result.stderr == "leadctl: error: no lead <\\x1b[31m>\n"

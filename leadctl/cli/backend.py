@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from leadctl.leads import LeadQuery
+from leadctl.leads import LeadQuery, Outcome
 from leadctl.states import Action
 
 
@@ -30,19 +30,14 @@ class BatchResult:
         return {"changed": self.changed, "unchanged": self.unchanged, "failed": self.failed}
 
 
-@dataclass
-class Change:
-    """One lead's outcome: `changed` False means it was already so; `error` means it failed."""
-
-    ident: str
-    lead: dict[str, Any] | None
-    changed: bool
-    message: str
-    error: str | None = None
-
-
 class Backend(Protocol):
-    """What the CLI needs; local (database) and remote (staff API) implement it identically."""
+    """What the CLI needs; local (database) and remote (staff API) implement it identically.
+
+    A change answers with the core's `Outcome` either way: `changed` False means it was
+    already so; a failure is an exception.
+    """
+
+    def me(self) -> dict[str, Any]: ...
 
     def list_leads(
         self, query: LeadQuery, with_total: bool = False
@@ -58,11 +53,11 @@ class Backend(Protocol):
 
     def change_state(
         self, ident: str, action: Action, note: str | None, dry_run: bool
-    ) -> Change: ...
+    ) -> Outcome: ...
 
-    def add_note(self, ident: str, text: str) -> Change: ...
+    def add_note(self, ident: str, text: str) -> Outcome: ...
 
-    def assign(self, ident: str, attorney_email: str) -> Change: ...
+    def assign(self, ident: str, attorney_email: str) -> Outcome: ...
 
     def stats(self, since: datetime | None) -> dict[str, Any]: ...
 
@@ -74,6 +69,20 @@ class LocalBackend:
 
     def __init__(self, actor: str) -> None:
         self.actor = actor
+
+    def me(self) -> dict[str, Any]:
+        """The local actor: their attorney record when there is one, else just the email."""
+        from leadctl import attorneys
+        from leadctl.cli.context import UsageError
+        from leadctl.errors import NotFound
+
+        if "@" not in self.actor:
+            raise UsageError("this needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR")
+        try:
+            return attorneys.attorney_dict(attorneys.get(self.actor))
+        except NotFound:
+            pass
+        return {"id": None, "name": self.actor, "email": self.actor, "role": None, "active": None}
 
     def list_leads(
         self, query: LeadQuery, with_total: bool = False
@@ -104,26 +113,22 @@ class LocalBackend:
         row = leads.resume_of(leads.find(ident))
         return ResumeFile(row.filename, row.content_type, bytes(row.data))
 
-    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Change:
+    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Outcome:
         from leadctl import leads
 
         if dry_run:
-            outcome = leads.preview_state(ident, action)
-        else:
-            outcome = leads.change_state(ident, action, self.actor, note)
-        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+            return leads.preview_state(ident, action)
+        return leads.change_state(ident, action, self.actor, note)
 
-    def add_note(self, ident: str, text: str) -> Change:
+    def add_note(self, ident: str, text: str) -> Outcome:
         from leadctl import leads
 
-        outcome = leads.add_note(ident, text, self.actor)
-        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+        return leads.add_note(ident, text, self.actor)
 
-    def assign(self, ident: str, attorney_email: str) -> Change:
+    def assign(self, ident: str, attorney_email: str) -> Outcome:
         from leadctl import leads
 
-        outcome = leads.assign(ident, attorney_email, self.actor)
-        return Change(ident, outcome.lead, outcome.changed, outcome.message)
+        return leads.assign(ident, attorney_email, self.actor)
 
     def stats(self, since: datetime | None) -> dict[str, Any]:
         from leadctl import stats

@@ -1,4 +1,4 @@
-"""What every command is given: settings, the output object, the actor, and the Backend."""
+"""What every command is given: the streams, settings, the output, the actor, and the Backend."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from leadctl.cli.output import Output
+from leadctl.cli.output import Output, Streams
 from leadctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ class Env:
     db_url: str | None = None
     server: str | None = None
     actor_option: str | None = None
+    env_file: str | None = None  # --env-file; None: LEADS_ENV_FILE, else ./.env when present
+    streams: Streams = field(default_factory=Streams.from_system)
     _settings: Settings | None = field(default=None, repr=False)
     _db_open: bool = field(default=False, repr=False)
     _backend: Backend | None = field(default=None, repr=False)
@@ -29,7 +31,7 @@ class Env:
     def settings(self) -> Settings:
         if self._settings is None:
             overrides = {"database_url": self.db_url} if self.db_url else {}
-            self._settings = Settings.from_env(**overrides)
+            self._settings = Settings.from_env(env_file=self.env_file, **overrides)
         return self._settings
 
     @property
@@ -43,14 +45,24 @@ class Env:
         except (KeyError, OSError):
             return "unknown"
 
-    def open_database(self, *, check_schema: bool = True) -> None:
+    def open_database(self, *, create: bool = False, check_schema: bool = True) -> None:
+        """Bind the models to the database. Only `create=True` may make a new one (`attorney
+        add`, `db upgrade`; `serve` through the server): a command that would find nothing in
+        a database it made fails naming where it looked instead."""
         if self._db_open:
             return
         from leadctl import db, schema
 
-        db.bind(self.settings.database_url, self.settings.sqlite_busy_timeout_ms)
-        if check_schema:
-            schema.ensure_schema()
+        url = self.settings.database_url
+        db.bind(url, self.settings.sqlite_busy_timeout_ms, create=create)
+        try:
+            if check_schema:
+                if not create and schema.current_version() is None:
+                    raise db.no_database(url, "holds no leadctl tables")
+                schema.ensure_schema()
+        except BaseException:
+            db.close_connection()
+            raise
         self._db_open = True
 
     @property
@@ -72,10 +84,15 @@ class Env:
         return self._backend
 
     def close(self) -> None:
-        """End of the command: close the remote connection pool, if one was opened."""
+        """End of the command: close the remote connection pool or the database connection."""
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+        if self._db_open:
+            from leadctl.db import close_connection
+
+            close_connection()
+            self._db_open = False
 
     def _make_backend(self) -> Backend:
         server = self.remote_server
@@ -95,17 +112,27 @@ class Env:
 
     def identity(self, backend: Backend) -> str:
         """The email the caller acts as: the token's attorney remotely, else the local actor."""
-        me = getattr(backend, "me", None)
-        if callable(me):
-            return str(me()["email"])
-        if "@" not in self.actor:
+        return str(backend.me()["email"])
+
+    def confirm(self, question: str, *, yes: bool, destructive: bool) -> None:
+        """The one rule for asking: `yes` (or nothing worth asking about) goes ahead; a person
+        at a terminal is asked; without one, a destructive change needs --yes and any other
+        goes ahead (so `list --ndjson | leadctl reach-out -` works in a pipe)."""
+        import typer
+
+        if yes:
+            return
+        if self.streams.interactive:
+            if not typer.confirm(question, default=False, err=True):
+                raise typer.Abort()
+            return
+        if destructive:
             raise UsageError(
-                "--mine needs to know who you are: pass --as EMAIL or set LEADCTL_ACTOR"
+                "this changes data for good; pass --yes to confirm when not at a terminal"
             )
-        return self.actor
 
     def output(self, fmt: str = "table") -> Output:
-        return Output(fmt)
+        return Output(fmt, self.streams)
 
 
 def pick_format(json_: bool = False, csv_: bool = False, ndjson: bool = False) -> str:

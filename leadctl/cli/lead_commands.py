@@ -2,21 +2,21 @@
 
 import dataclasses
 import os
-import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from leadctl.cli.backend import Backend, BatchResult, Change
+from leadctl.cli.backend import Backend, BatchResult
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
-from leadctl.cli.output import Column, Output, age, batch_ids
+from leadctl.cli.output import Output, batch_ids
+from leadctl.cli.views import LEAD_COLUMNS, render_detail, render_stats
 from leadctl.errors import LeadctlError
-from leadctl.leads import LeadQuery
+from leadctl.leads import LeadQuery, Outcome
 from leadctl.states import Action, State
 from leadctl.timeutil import parse_duration, parse_when
 
@@ -35,17 +35,6 @@ class ExportFormat(str, Enum):
     csv = "csv"
     json = "json"
     ndjson = "ndjson"
-
-
-LEAD_COLUMNS = [
-    Column("ID", lambda r: r["id"], style="bold"),
-    Column("REFERENCE", lambda r: r["reference"]),
-    Column("NAME", lambda r: f"{r['first_name']} {r['last_name']}"),
-    Column("EMAIL", lambda r: r["email"]),
-    Column("STATE", lambda r: r["state"], style="cyan"),
-    Column("ATTORNEY", lambda r: r["attorney"]),
-    Column("CREATED", lambda r: r["created_at"], on_terminal=lambda r: age(r["created_at"])),
-]
 
 
 def _query(
@@ -149,37 +138,7 @@ def show(
     """Show one lead: details, resume and history."""
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    out.obj(env.backend().show(lead), _render_detail)
-
-
-def _render_detail(d: dict[str, Any]) -> str:
-    lines = [
-        f"Lead {d['id']}  {d['reference']}  {d['state']}",
-        f"Name:         {d['first_name']} {d['last_name']}",
-        f"Email:        {d['email']}",
-        f"Attorney:     {d['attorney'] or '(unassigned)'}",
-        f"Created:      {d['created_at']}",
-        f"Updated:      {d['updated_at']}",
-    ]
-    if d.get("reached_out_at"):
-        lines.append(f"Reached out:  {d['reached_out_at']} by {d.get('reached_out_by') or '?'}")
-    if d.get("quarantined"):
-        lines.append(f"Quarantined:  {d.get('quarantine_reason') or 'suspected spam'}")
-    if d.get("earlier_leads"):
-        earlier = ", ".join(str(i) for i in d["earlier_leads"])
-        lines.append(
-            f"Returning:    earlier lead{'s' if len(d['earlier_leads']) > 1 else ''} {earlier}"
-        )
-    r = d.get("resume")
-    if r:
-        lines.append(f"Resume:       {r['filename']} ({r['content_type']}, {r['size']:,} bytes)")
-        lines.append(f"SHA-256:      {r['sha256']}")
-    lines.append("")
-    lines.append("History:")
-    for e in d.get("events", []):
-        details = ", ".join(f"{k}={v}" for k, v in sorted((e.get("details") or {}).items()))
-        lines.append(f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {details}".rstrip())
-    return "\n".join(lines)
+    out.obj(env.backend().show(lead), render_detail)
 
 
 def open_resume(
@@ -233,11 +192,11 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _read_ids(ids: list[str]) -> list[str]:
+def _read_ids(env: Env, ids: list[str]) -> list[str]:
     if ids == ["-"]:
-        if sys.stdin.isatty():
+        if env.streams.stdin_tty:
             raise UsageError("'-' reads lead ids from standard input; pipe them in")
-        return list(batch_ids(sys.stdin))
+        return list(batch_ids(env.streams.stdin))
     if "-" in ids:
         raise UsageError("'-' must be the only id when reading from standard input")
     return list(batch_ids(ids))
@@ -247,7 +206,7 @@ def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
     result = BatchResult()
     for ident in idents:
         try:
-            change: Change = apply(ident)
+            change: Outcome = apply(ident)
         except LeadctlError as exc:
             result.failed.append({"id": ident, "error": str(exc)})
             out.error(str(exc))
@@ -261,13 +220,6 @@ def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
         out.obj(result.as_dict())
     if result.failed:
         raise typer.Exit(ExitCode.FAILURE)
-
-
-def _confirm_batch(out: Output, verb: str, count: int, yes: bool, dry_run: bool) -> None:
-    if count <= 1 or yes or dry_run or not (sys.stdin.isatty() and out.stderr_tty):
-        return  # without a terminal, never prompt
-    if not typer.confirm(f"{verb} {count} leads?", default=False, err=True):
-        raise typer.Abort()
 
 
 IdsArg = Annotated[
@@ -292,9 +244,12 @@ def _transition(
 ) -> None:
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    idents = _read_ids(ids)
-    _confirm_batch(
-        out, "Reach out to" if action == Action.REACH_OUT else "Reopen", len(idents), yes, dry_run
+    idents = _read_ids(env, ids)
+    verb = "Reach out to" if action == Action.REACH_OUT else "Reopen"
+    # Reversible (reopen undoes a reach-out, both are in the history): asked only of a person,
+    # and only for a batch; a pipe goes ahead.
+    env.confirm(
+        f"{verb} {len(idents)} leads?", yes=yes or dry_run or len(idents) <= 1, destructive=False
     )
     backend = env.backend()
     _run_batch(out, idents, lambda i: backend.change_state(i, action, note, dry_run))
@@ -334,7 +289,7 @@ def note(
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     if text == "-":
-        text = sys.stdin.read()
+        text = env.streams.stdin.read()
     backend = env.backend()
     _run_batch(out, [lead], lambda i: backend.add_note(i, text))
 
@@ -372,33 +327,18 @@ def export(
     env: Env = ctx.obj
     backend = env.backend()
     query = _query(env, backend, state, attorney, mine, search, since, until, overdue, None)
-    talk = Output()
-    target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    target = output.open("w", encoding="utf-8", newline="") if output else None
     try:
-        out = Output(fmt.value, stdout=target)
-        items: Iterator[dict[str, Any]] = backend.iter_leads(query)
-        if talk.stderr_tty:
-            from rich.progress import Progress
-
-            total = backend.count_leads(query)
-            with Progress(console=talk._console(stderr=True), transient=True) as progress:
-                task = progress.add_task("Exporting", total=total)
-                written = out.rows(_advancing(items, progress, task), [])
-        else:
-            written = out.rows(items, [])
+        out = Output(fmt.value, env.streams, target=target)
+        items = out.progress(
+            backend.iter_leads(query), lambda: backend.count_leads(query), "Exporting"
+        )
+        written = out.rows(items, [])
     finally:
-        if output:
+        if target is not None:
             target.close()
     if output:
-        talk.say(f"Exported {written:,} leads to {output}")
-
-
-def _advancing(
-    items: Iterator[dict[str, Any]], progress: Any, task: Any
-) -> Iterator[dict[str, Any]]:
-    for item in items:
-        yield item
-        progress.advance(task)
+        out.say(f"Exported {written:,} leads to {output}")
 
 
 def stats(
@@ -413,38 +353,7 @@ def stats(
         when = parse_when(since) if since else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    out.obj(env.backend().stats(when), _render_stats)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = seconds / 60
-    if minutes < 60:
-        return f"{minutes:.0f}m"
-    hours = minutes / 60
-    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
-
-
-def _render_stats(s: dict[str, Any]) -> str:
-    fc = s["first_contact"]
-    lines = [
-        f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
-        *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
-        f"Overdue (>24h):   {s['overdue_24h']:,}",
-        f"First contact:    median {_duration(fc['median_seconds'])}, "
-        f"p90 {_duration(fc['p90_seconds'])} "
-        f"({fc['reached_out']:,} reached out)",
-        "",
-        "Per attorney:",
-    ]
-    for a in s["per_attorney"]:
-        lines.append(
-            f"  {a['attorney'] or '(unassigned)':<32} {a['leads']:>6,} leads  "
-            f"{a['pending']:>6,} pending  "
-            f"median {_duration(a['median_seconds'])}  p90 {_duration(a['p90_seconds'])}"
-        )
-    return "\n".join(lines)
+    out.obj(env.backend().stats(when), render_stats)
 
 
 def register(app: typer.Typer) -> None:

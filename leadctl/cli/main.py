@@ -9,9 +9,9 @@ import typer
 
 from leadctl.cli.context import Env, UsageError
 from leadctl.cli.exitcodes import ExitCode, exit_code_for
+from leadctl.cli.output import Output
 from leadctl.errors import LeadctlError
 from leadctl.settings import SettingsError
-from leadctl.text import visible
 
 app = typer.Typer(
     name="leadctl",
@@ -49,11 +49,21 @@ def main(
             "--as", help="Who local changes are recorded as [env: LEADCTL_ACTOR; default: OS user]."
         ),
     ] = None,
+    env_file: Annotated[
+        str | None,
+        typer.Option(
+            "--env-file",
+            metavar="PATH",
+            help="Settings file read after the environment "
+            "[env: LEADS_ENV_FILE; default: ./.env when present].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Global options come before the command: leadctl --db sqlite:///other.db list."""
     if db and server:
         raise UsageError("choose --db (local) or --server (remote), not both")
-    ctx.obj = env = Env(db_url=db, server=server, actor_option=actor)
+    ctx.obj = env = Env(db_url=db, server=server, actor_option=actor, env_file=env_file)
     ctx.call_on_close(env.close)
 
 
@@ -72,19 +82,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "export",
         "stats",
     ),
-    "leadctl.cli.admin_commands": (
-        "serve",
-        "release",
-        "purge-quarantine",
-        "attorney",
-        "token",
-        "outbox",
-        "mail",
-        "db",
-    ),
+    "leadctl.cli.admin_commands": ("serve", "release", "purge-quarantine"),
+    "leadctl.cli.attorney_commands": ("attorney", "token"),
+    "leadctl.cli.mail_commands": ("outbox", "mail"),
+    "leadctl.cli.db_commands": ("db",),
     "leadctl.cli.session_commands": ("login", "logout", "whoami"),
+    "leadctl.cli.config_commands": ("config",),
 }
-_OPTIONS_WITH_VALUE = {"--db", "--server", "--as"}
+_OPTIONS_WITH_VALUE = {"--db", "--server", "--as", "--env-file"}
 _registered: set[str] = set()
 
 
@@ -114,7 +119,7 @@ def register(args: list[str] | None = None) -> typer.Typer:
 
 def _error(message: str) -> None:
     # Error text carries outside text: an id the user typed, a server's message in remote mode.
-    print(f"leadctl: error: {visible(message)}", file=sys.stderr)
+    Output().error(message)
 
 
 def _show_usage_error(exc: typer.TyperException) -> None:
@@ -125,7 +130,7 @@ def _show_usage_error(exc: typer.TyperException) -> None:
         return
     buffer = io.StringIO()
     show(file=buffer)
-    sys.stderr.write(visible(buffer.getvalue(), multiline=True))
+    Output().usage(buffer.getvalue())
 
 
 def run(argv: list[str] | None = None) -> None:

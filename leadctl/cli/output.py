@@ -99,22 +99,58 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class Streams:
+    """The process's streams and what each is, decided once per command (httpie's Environment).
+
+    `LEADCTL_FORCE_TTY=1` makes stdout and stderr render as on a terminal (never stdin: only a
+    person at one can answer a question); `NO_COLOR` turns colour off.
+    """
+
+    stdin: IO[str]
+    stdout: IO[str]
+    stderr: IO[str]
+    stdin_tty: bool
+    stdout_tty: bool
+    stderr_tty: bool
+    color: bool
+
+    @classmethod
+    def from_system(cls) -> Streams:
+        forced = os.environ.get("LEADCTL_FORCE_TTY", "").lower() in {"1", "true", "yes"}
+        stdout_tty = forced or _isatty(sys.stdout)
+        return cls(
+            stdin=sys.stdin,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            stdin_tty=_isatty(sys.stdin),  # forcing is for rendering; answers need a person
+            stdout_tty=stdout_tty,
+            stderr_tty=forced or _isatty(sys.stderr),
+            color=stdout_tty and "NO_COLOR" not in os.environ,
+        )
+
+    @property
+    def interactive(self) -> bool:
+        """A person can be asked: both the question's stream and the answer's are a terminal."""
+        return self.stdin_tty and self.stderr_tty
+
+
 class Output:
-    """Decides once how everything is shown; commands only hand it data."""
+    """Decides once how everything is shown; commands only hand it data.
+
+    `target` replaces stdout for the data alone (`export --output FILE`); talk stays on stderr.
+    """
 
     def __init__(
-        self,
-        fmt: str = "table",
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
+        self, fmt: str = "table", streams: Streams | None = None, target: IO[str] | None = None
     ) -> None:
         self.fmt = fmt
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
-        forced = os.environ.get("LEADCTL_FORCE_TTY", "").lower() in {"1", "true", "yes"}
-        self.is_tty = forced or _isatty(self.stdout)
-        self.stderr_tty = forced or _isatty(self.stderr)
-        self.color = self.is_tty and "NO_COLOR" not in os.environ
+        self.streams = streams or Streams.from_system()
+        self.stdout = target or self.streams.stdout
+        self.stderr = self.streams.stderr
+        self.is_tty = target is None and self.streams.stdout_tty
+        self.stderr_tty = self.streams.stderr_tty
+        self.color = self.is_tty and self.streams.color
 
     @property
     def machine(self) -> bool:
@@ -140,6 +176,25 @@ class Output:
 
     def error(self, message: str) -> None:
         print(f"leadctl: error: {visible(message)}", file=self.stderr)
+
+    def usage(self, text: str) -> None:
+        """The parser's usage message, which quotes what was typed."""
+        self.stderr.write(visible(text, multiline=True))
+
+    def progress(
+        self, items: Iterable[dict[str, Any]], total: Callable[[], int], label: str
+    ) -> Iterator[dict[str, Any]]:
+        """`items`, with a transient progress bar on a terminal's stderr (counted by `total`)."""
+        if not self.stderr_tty:
+            yield from items
+            return
+        from rich.progress import Progress
+
+        with Progress(console=self._console(stderr=True), transient=True) as bar:
+            task = bar.add_task(visible(label), total=total())
+            for item in items:
+                yield item
+                bar.advance(task)
 
     def line(self, message: str) -> None:
         """One human line of data on stdout (a batch command's answer for one lead)."""

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from leadctl.cli.backend import Change, ResumeFile
-from leadctl.errors import AuthError, Forbidden, InvalidTransition, LeadctlError, NotFound
-from leadctl.leads import LeadQuery
+from leadctl.cli.backend import ResumeFile
+from leadctl.errors import AuthError, LeadctlError, StorageUnavailable, from_answer
+from leadctl.leads import LeadQuery, Outcome
 from leadctl.states import Action
 from leadctl.timeutil import iso
 
@@ -131,25 +131,25 @@ class RemoteBackend:
             raise LeadctlError(f"cannot reach {self.server}: {type(exc).__name__}") from None
         if response.status_code < 400:
             return response
+        raise self._error(response.status_code, response)
+
+    def _error(self, status: int, response: Any) -> LeadctlError:
+        """The core error the server answered with (leadctl.errors.KINDS, by code or status)."""
         try:
-            errors = response.json().get("errors") or []
-            message = "; ".join(
-                (f"{e['field']}: " if e.get("field") else "") + str(e.get("message"))
-                for e in errors
-            )
+            body = response.json()
+            code = body.get("code") if isinstance(body.get("code"), str) else None
+            pairs = [(e.get("field"), str(e.get("message"))) for e in body.get("errors") or []]
         except (ValueError, AttributeError, TypeError):
-            message = ""
-        message = message or f"HTTP {response.status_code}"
-        status = response.status_code
-        if status == 401:
-            raise AuthError(
-                f"{self.server} refused the token ({message}); "
+            code, pairs = None, []
+        exc = from_answer(status, code, pairs)
+        if isinstance(exc, AuthError):
+            return AuthError(
+                f"{self.server} refused the token ({exc}); "
                 f"run: leadctl login --server {self.server}"
             )
-        kind = {403: Forbidden, 404: NotFound, 409: InvalidTransition}.get(status, LeadctlError)
-        if status >= 500:
-            message = f"{self.server} failed ({message}); try again later"
-        raise kind(message)
+        if status >= 500 and not isinstance(exc, StorageUnavailable):
+            return LeadctlError(f"{self.server} failed ({exc}); try again later")
+        return exc
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
@@ -216,17 +216,17 @@ class RemoteBackend:
         content_type = response.headers.get("content-type", "application/octet-stream")
         return ResumeFile(name, content_type.split(";")[0], response.content)
 
-    def _change(self, ident: str, suffix: str, body: dict[str, Any]) -> Change:
+    def _change(self, ident: str, suffix: str, body: dict[str, Any]) -> Outcome:
         data = self._json("POST", self._lead_path(ident, suffix), json=body)
-        return Change(ident, data["lead"], data["changed"], data["message"])
+        return Outcome(data["lead"], data["changed"], data["message"])
 
-    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Change:
+    def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Outcome:
         return self._change(ident, f"/{action.value}", {"note": note, "dry_run": dry_run})
 
-    def add_note(self, ident: str, text: str) -> Change:
+    def add_note(self, ident: str, text: str) -> Outcome:
         return self._change(ident, "/notes", {"text": text})
 
-    def assign(self, ident: str, attorney_email: str) -> Change:
+    def assign(self, ident: str, attorney_email: str) -> Outcome:
         return self._change(ident, "/assign", {"attorney": attorney_email})
 
     def stats(self, since: datetime | None) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """Remote sessions: login (token into the OS keyring), logout, whoami."""
 
 import os
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -45,9 +44,9 @@ def login(
                 f"cannot keep a token: {exc.advice('LEADCTL_SERVER and LEADCTL_TOKEN')}"
             ) from None
     if with_token:
-        if sys.stdin.isatty():
+        if env.streams.stdin_tty:
             raise UsageError("--with-token reads the token from stdin; pipe it in")
-        token = sys.stdin.readline().strip()
+        token = env.streams.stdin.readline().strip()
     else:
         token = typer.prompt("API token", hide_input=True, err=True).strip()
     if not token:
@@ -111,9 +110,12 @@ def whoami(ctx: typer.Context, json_: JsonOpt = False) -> None:
     out = env.output(pick_format(json_))
     server = env.remote_server
     if server is None:
+        from leadctl.db import location
+
+        env.open_database()  # no database there is an error here too, naming where it looked
         data: dict[str, Any] = {
             "mode": "local",
-            "database": env.settings.database_url,
+            "database": location(env.settings.database_url),
             "actor": env.actor,
         }
         out.obj(data, lambda d: f"Local mode on {d['database']}, acting as {d['actor']}.")

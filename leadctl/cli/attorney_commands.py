@@ -1,0 +1,134 @@
+"""Attorneys and their API tokens (local mode): add, list, deactivate; create, list, revoke."""
+
+from typing import Annotated
+
+import typer
+
+from leadctl.cli.context import Env, pick_format
+from leadctl.cli.lead_commands import JsonOpt, YesOpt
+from leadctl.cli.views import ATTORNEY_COLUMNS, TOKEN_COLUMNS
+
+attorney_app = typer.Typer(help="Manage attorneys (local mode).", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens (local mode).", no_args_is_help=True)
+
+
+@attorney_app.command("add")
+def attorney_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Full name.")],
+    email: Annotated[str, typer.Argument(help="Email address (unique).")],
+    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Add an attorney and print their API token (shown this once only)."""
+    from leadctl import attorneys
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database(create=True)  # the first attorney is how a firm starts
+    attorney, issued = attorneys.add(name, email, "admin" if admin else "attorney")
+    data = {
+        **attorneys.attorney_dict(attorney),
+        "token": issued.secret,
+        "token_id": issued.token.id,
+    }
+    out.obj(data, lambda d: d["token"])
+    if not out.machine:
+        out.say(
+            f"Added {attorney.email}. The token above is shown only now: "
+            "give it to them for leadctl login."
+        )
+
+
+@attorney_app.command("list")
+def attorney_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List attorneys."""
+    from leadctl import attorneys
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    out.rows([attorneys.attorney_dict(a) for a in attorneys.all_attorneys()], ATTORNEY_COLUMNS)
+
+
+@attorney_app.command("deactivate")
+def attorney_deactivate(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The attorney's email.")],
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Deactivate an attorney: their tokens stop working and new leads go to others."""
+    from leadctl import attorneys
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    env.confirm(f"Deactivate {email}?", yes=yes, destructive=True)
+    attorney, changed = attorneys.deactivate(email)
+    data = {**attorneys.attorney_dict(attorney), "changed": changed}
+    out.obj(data, lambda d: f"{d['email']} is {'now' if changed else 'already'} inactive")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The attorney's email.")],
+    name: Annotated[str, typer.Option("--name", help="A label, e.g. the laptop it is for.")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Create an API token for an attorney (printed once)."""
+    from leadctl import attorneys
+    from leadctl.validation import email_key
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    issued = attorneys.create_token(email, name)
+    data = {**attorneys.token_dict(issued.token, email_key(email)), "token": issued.secret}
+    out.obj(data, lambda d: d["token"])
+    if not out.machine:
+        out.say("The token above is shown only now.")
+
+
+@token_app.command("list")
+def token_list(
+    ctx: typer.Context,
+    attorney: Annotated[
+        str | None, typer.Option("--attorney", help="Only this attorney's tokens.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List API tokens (never the secrets)."""
+    from leadctl import attorneys
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    out.rows(
+        [attorneys.token_dict(t, email) for t, email in attorneys.tokens(attorney)], TOKEN_COLUMNS
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(help="Token id (see: leadctl token list).")],
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke an API token; it stops working at once."""
+    from leadctl import attorneys
+
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    env.confirm(f"Revoke token {token_id}?", yes=yes, destructive=True)
+    token, changed = attorneys.revoke_token(token_id)
+    data = {**attorneys.token_dict(token, token.attorney.email), "changed": changed}
+    out.obj(data, lambda d: f"token {d['id']} is {'now' if changed else 'already'} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(attorney_app, name="attorney")
+    app.add_typer(token_app, name="token")

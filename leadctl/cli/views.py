@@ -1,0 +1,118 @@
+"""How each kind of record is shown: the table columns and the detail and stats views.
+
+Commands hand these to `Output` (`rows`, `obj`), which makes every value visible first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadctl.cli.output import Column, age
+
+LEAD_COLUMNS = [
+    Column("ID", lambda r: r["id"], style="bold"),
+    Column("REFERENCE", lambda r: r["reference"]),
+    Column("NAME", lambda r: f"{r['first_name']} {r['last_name']}"),
+    Column("EMAIL", lambda r: r["email"]),
+    Column("STATE", lambda r: r["state"], style="cyan"),
+    Column("ATTORNEY", lambda r: r["attorney"]),
+    Column("CREATED", lambda r: r["created_at"], on_terminal=lambda r: age(r["created_at"])),
+]
+
+ATTORNEY_COLUMNS = [
+    Column("ID", lambda r: r["id"]),
+    Column("NAME", lambda r: r["name"]),
+    Column("EMAIL", lambda r: r["email"]),
+    Column("ROLE", lambda r: r["role"]),
+    Column("ACTIVE", lambda r: r["active"], on_terminal=lambda r: "yes" if r["active"] else "no"),
+]
+
+TOKEN_COLUMNS = [
+    Column("ID", lambda r: r["id"]),
+    Column("ATTORNEY", lambda r: r["attorney"]),
+    Column("NAME", lambda r: r["name"]),
+    Column("HINT", lambda r: r["hint"]),
+    Column("CREATED", lambda r: r["created_at"], on_terminal=lambda r: age(r["created_at"])),
+    Column(
+        "LAST USED",
+        lambda r: r["last_used_at"],
+        on_terminal=lambda r: age(r["last_used_at"]) or "never",
+    ),
+    Column(
+        "REVOKED",
+        lambda r: r["revoked_at"],
+        on_terminal=lambda r: "revoked" if r["revoked_at"] else "",
+    ),
+]
+
+OUTBOX_COLUMNS = [
+    Column("ID", lambda r: r["id"]),
+    Column("LEAD", lambda r: r["lead_id"]),
+    Column("PURPOSE", lambda r: r["purpose"]),
+    Column("TO", lambda r: r["recipient"]),
+    Column("STATUS", lambda r: r["status"]),
+    Column("ATTEMPTS", lambda r: r["attempts"]),
+    Column("NEXT ATTEMPT", lambda r: r["next_attempt_at"]),
+    Column("LAST ERROR", lambda r: r["last_error"]),
+]
+
+
+def render_detail(d: dict[str, Any]) -> str:
+    lines = [
+        f"Lead {d['id']}  {d['reference']}  {d['state']}",
+        f"Name:         {d['first_name']} {d['last_name']}",
+        f"Email:        {d['email']}",
+        f"Attorney:     {d['attorney'] or '(unassigned)'}",
+        f"Created:      {d['created_at']}",
+        f"Updated:      {d['updated_at']}",
+    ]
+    if d.get("reached_out_at"):
+        lines.append(f"Reached out:  {d['reached_out_at']} by {d.get('reached_out_by') or '?'}")
+    if d.get("quarantined"):
+        lines.append(f"Quarantined:  {d.get('quarantine_reason') or 'suspected spam'}")
+    if d.get("earlier_leads"):
+        earlier = ", ".join(str(i) for i in d["earlier_leads"])
+        lines.append(
+            f"Returning:    earlier lead{'s' if len(d['earlier_leads']) > 1 else ''} {earlier}"
+        )
+    r = d.get("resume")
+    if r:
+        lines.append(f"Resume:       {r['filename']} ({r['content_type']}, {r['size']:,} bytes)")
+        lines.append(f"SHA-256:      {r['sha256']}")
+    lines.append("")
+    lines.append("History:")
+    for e in d.get("events", []):
+        details = ", ".join(f"{k}={v}" for k, v in sorted((e.get("details") or {}).items()))
+        lines.append(f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {details}".rstrip())
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{minutes:.0f}m"
+    hours = minutes / 60
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+def render_stats(s: dict[str, Any]) -> str:
+    fc = s["first_contact"]
+    lines = [
+        f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
+        *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
+        f"Overdue (>24h):   {s['overdue_24h']:,}",
+        f"First contact:    median {_duration(fc['median_seconds'])}, "
+        f"p90 {_duration(fc['p90_seconds'])} "
+        f"({fc['reached_out']:,} reached out)",
+        "",
+        "Per attorney:",
+    ]
+    for a in s["per_attorney"]:
+        lines.append(
+            f"  {a['attorney'] or '(unassigned)':<32} {a['leads']:>6,} leads  "
+            f"{a['pending']:>6,} pending  "
+            f"median {_duration(a['median_seconds'])}  p90 {_duration(a['p90_seconds'])}"
+        )
+    return "\n".join(lines)
