@@ -239,6 +239,14 @@ class SmtpSender:
         if code != 250:
             self.close()
 
+    def verify(self) -> None:
+        """Connect, STARTTLS or TLS as set, log in, and hang up: the path of every message, without
+        one (`leadctl config check --smtp`). DeliveryError says what failed."""
+        try:
+            self._client = self._connect()
+        finally:
+            self.close()
+
     def close(self) -> None:
         if self._client is not None:
             _quietly_close(self._client)

@@ -1,4 +1,8 @@
-"""Settings of the intake server and the core, read from `LEADS_*` environment variables."""
+"""Settings of the intake server and the core: `LEADS_*` from the environment, then an env file.
+
+The env file is `--env-file PATH`, else `LEADS_ENV_FILE`, else `./.env` when present; a relative
+SQLite path or folder given in it is resolved against the file's folder.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
+from leadctl.envfile import (
+    ENV_FILE_DOC,
+    ENV_FILE_VARIABLE,
+    EnvFile,
+    EnvFileError,
+    find_env_file,
+    quoted,
+    read_env_file,
+)
 from leadctl.logs import LOG_FORMATS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,11 +34,13 @@ _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 class SettingsError(ValueError):
-    """An environment variable holds a value the setting cannot take."""
+    """A variable holds a value the setting cannot take, or the env file cannot be read."""
 
 
-def _setting(env: str, default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc})
+def _setting(env: str, default: Any, doc: str, **flags: Any) -> Any:
+    """A setting: `path` (resolved against the env file's folder), `secret` (never shown),
+    `choices` (the only values it takes)."""
+    return field(default=default, metadata={"env": env, "doc": doc, **flags})
 
 
 @dataclass(frozen=True)
@@ -86,10 +103,16 @@ class Settings:
         "How long a SQLite write waits for the lock before the request answers 503.",
     )
     mail_backend: str = _setting(
-        "LEADS_MAIL_BACKEND", "file", "How mail leaves: `file` (`.eml` files) or `smtp`."
+        "LEADS_MAIL_BACKEND",
+        "file",
+        "How mail leaves: `file` (`.eml` files) or `smtp`.",
+        choices=("file", "smtp"),
     )
     mail_dir: str = _setting(
-        "LEADS_MAIL_DIR", "mail", "Folder the `file` backend writes one `.eml` per message to."
+        "LEADS_MAIL_DIR",
+        "mail",
+        "Folder the `file` backend writes one `.eml` per message to.",
+        path=True,
     )
     mail_max_attempts: int = _setting(
         "LEADS_MAIL_MAX_ATTEMPTS", 8, "Delivery attempts before a message is marked `dead`."
@@ -124,6 +147,7 @@ class Settings:
         "LEADS_SMTP_PASSWORD",
         "",
         "SMTP password where no OS keyring works; otherwise `leadctl mail setup` keeps it there.",
+        secret=True,
     )
     smtp_timeout: float = _setting(
         "LEADS_SMTP_TIMEOUT", 15.0, "Seconds an SMTP connection may stay silent before it fails."
@@ -132,6 +156,7 @@ class Settings:
         "LEADS_LOG_FORMAT",
         "text",
         "Server log lines: `text`, or `json` for one JSON object per line.",
+        choices=LOG_FORMATS,
     )
     metrics: bool = _setting(
         "LEADS_METRICS",
@@ -176,14 +201,22 @@ class Settings:
         return self.database_url.startswith("sqlite:")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
-        """Settings from the environment; keyword arguments win over both env and defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f.metadata["env"])
-            if raw is not None and raw.strip() != "":
-                values[f.name] = _convert(f.metadata["env"], raw.strip(), type(f.default))
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        /,
+        *,
+        env_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Settings from the environment, then the env file (see `read_sources`); keyword
+        arguments win over both. An explicit `environ` reads no `./.env` of its own accord."""
+        sources = read_sources(environ, env_file=env_file)
+        values = {
+            f.name: convert(f, sources.raw[f.metadata["env"]])
+            for f in dataclasses.fields(cls)
+            if f.metadata["env"] in sources.raw
+        }
         values.update(overrides)
         return cls(**values)
 
@@ -198,7 +231,9 @@ def parse_rate(text: str) -> tuple[int, float] | None:
         return None
     match = re.fullmatch(r"(\d{1,9})\s*/\s*(second|minute|hour|day)s?", text)
     if not match or int(match.group(1)) < 1:
-        raise SettingsError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
+        raise SettingsError(
+            f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {quoted(text)}"
+        )
     return int(match.group(1)), float(_PERIODS[match.group(2)])
 
 
@@ -209,7 +244,7 @@ def parse_proxies(text: str) -> list[Network]:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise SettingsError(
-                f"LEADS_TRUSTED_PROXIES: {item!r} is not an address or network"
+                f"LEADS_TRUSTED_PROXIES: {quoted(item)} is not an address or network"
             ) from None
     return networks
 
@@ -228,19 +263,41 @@ def parse_frame_ancestors(text: str) -> list[str]:
             sources.append(item.lower())
         else:
             raise SettingsError(
-                f"LEADS_FRAME_ANCESTORS: {item!r} is not an origin like https://www.firm.example"
+                f"LEADS_FRAME_ANCESTORS: {quoted(item)} is not an origin like "
+                "https://www.firm.example"
             )
     return sources
 
 
 def setting_docs() -> list[tuple[str, str, str]]:
-    """(variable, default, description) for every setting, in declaration order."""
-    rows = []
+    """(variable, default, description) for every setting, in declaration order, after the
+    variable that names the env file."""
+    rows = [(ENV_FILE_VARIABLE, "", ENV_FILE_DOC)]
     for f in dataclasses.fields(Settings):
         default = f.default
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         rows.append((f.metadata["env"], shown, f.metadata["doc"]))
     return rows
+
+
+def convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    """The raw text of setting `f` as its type, checked as `Settings` will check it, so that
+    each bad setting is found on its own; SettingsError names the variable."""
+    env, kind = f.metadata["env"], type(f.default)
+    value = _convert(env, raw, kind)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise SettingsError(f"{env} must be {' or '.join(choices)}, not {quoted(raw)}")
+    if f.name in _PARSED:
+        _PARSED[f.name](value)
+    return value
+
+
+_PARSED = {
+    "rate_limit": parse_rate,
+    "trusted_proxies": parse_proxies,
+    "frame_ancestors": parse_frame_ancestors,
+}
 
 
 def _convert(env: str, raw: str, kind: type) -> Any:
@@ -250,13 +307,80 @@ def _convert(env: str, raw: str, kind: type) -> Any:
             return True
         if lowered in {"0", "false", "no", "off"}:
             return False
-        raise SettingsError(f"{env} must be true or false, not {raw!r}")
+        raise SettingsError(f"{env} must be true or false, not {quoted(raw)}")
     if kind in (int, float):
         try:
             value = kind(raw)
         except ValueError:
-            raise SettingsError(f"{env} must be a number, not {raw!r}") from None
+            raise SettingsError(f"{env} must be a number, not {quoted(raw)}") from None
         if not math.isfinite(value) or value < 0:
-            raise SettingsError(f"{env} must be a finite number, not negative, not {raw!r}")
+            raise SettingsError(f"{env} must be a finite number, not negative, not {quoted(raw)}")
         return value
     return raw
+
+
+# -- where the raw values come from -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from: `default`, `environment`, `file` (with its line) or
+    `option` (a command-line option such as `--db`)."""
+
+    source: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"file, line {self.line}" if self.line else self.source
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The raw text of every setting that is not left at its default, and where each came from."""
+
+    raw: dict[str, str]
+    origins: dict[str, Origin]
+    env_file: EnvFile | None
+
+
+def read_sources(
+    environ: Mapping[str, str] | None = None,
+    /,
+    *,
+    env_file: str | os.PathLike[str] | None = None,
+) -> Sources:
+    """Each setting's raw text: the environment first (an empty variable counts as unset),
+    then the env file. With `environ` given, `./.env` is read only when it names it."""
+    cwd = environ is None
+    environ = os.environ if environ is None else environ
+    try:
+        found = find_env_file(environ, env_file, cwd=cwd)
+        parsed = read_env_file(*found) if found else None
+    except EnvFileError as exc:
+        raise SettingsError(str(exc)) from None
+    raw: dict[str, str] = {}
+    origins: dict[str, Origin] = {}
+    for f in dataclasses.fields(Settings):
+        env = f.metadata["env"]
+        from_env = environ.get(env, "").strip()
+        from_file = parsed.values[env] if parsed and env in parsed.values else ("", 0)
+        if from_env:
+            raw[env], origins[env] = from_env, Origin("environment")
+        elif parsed and from_file[0].strip():
+            raw[env] = _resolved(f, from_file[0].strip(), parsed.path.parent)
+            origins[env] = Origin("file", from_file[1])
+        else:
+            origins[env] = Origin("default")
+    return Sources(raw, origins, parsed)
+
+
+def _resolved(f: dataclasses.Field[Any], text: str, folder: Path) -> str:
+    """A relative SQLite path or folder from an env file, made absolute against its folder: the
+    server and `leadctl` then agree wherever each is started."""
+    if f.metadata["env"] == "LEADS_DATABASE_URL" and text.startswith("sqlite:///"):
+        path = unquote(text[len("sqlite:///") :])
+        if path and path != ":memory:" and not os.path.isabs(path):
+            return "sqlite:///" + quote(os.path.normpath(folder / path), safe="/")
+    elif f.metadata.get("path") and not os.path.isabs(text):
+        return os.path.normpath(folder / text)
+    return text
