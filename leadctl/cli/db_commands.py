@@ -102,7 +102,9 @@ def db_upgrade(ctx: typer.Context, json_: JsonOpt = False) -> None:
     out.obj(
         data,
         lambda d: (
-            f"schema version {d['to_version']}"
+            f"created the database at schema version {d['to_version']}"
+            if d["from_version"] == 0
+            else f"schema version {d['to_version']}"
             + (f" (was {d['from_version']})" if d["changed"] else ", already current")
         ),
     )
