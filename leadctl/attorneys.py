@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from leadctl.errors import AuthError, Conflict, Forbidden, LeadctlError, NotFound
-from leadctl.models import ApiToken, Attorney
+from leadctl.models import ApiToken, Attorney, email_key
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
-from leadctl.validation import check_name, email_key, normalize_email
+from leadctl.validation import check_name, normalize_email
 
 TOKEN_PREFIX = "lct_"
 ROLES = ("attorney", "admin")

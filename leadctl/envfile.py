@@ -19,9 +19,10 @@ ENV_FILE_DOC = (
     "empty: `./.env` when present."
 )
 MAX_ENV_FILE_BYTES = 1024 * 1024  # a settings file is a few hundred bytes; /dev/zero is not one
-_ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
-_QUOTED = {"'": re.compile(r"'([^']*)'"), '"': re.compile(r'"((?:\\.|[^"\\])*)"')}
-_AFTER_QUOTE = re.compile(r"\s*(#.*)?")
+# Patterns as text, compiled by `re` on first use: most runs have no env file to read.
+_ASSIGNMENT = r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)"
+_QUOTED = {"'": r"'([^']*)'", '"': r'"((?:\\.|[^"\\])*)"'}
+_AFTER_QUOTE = r"\s*(#.*)?"
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read_env_file(path: Path, chosen_by: str = "--env-file") -> EnvFile:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        match = _ASSIGNMENT.fullmatch(stripped)
+        match = re.fullmatch(_ASSIGNMENT, stripped)
         if not match:
             raise EnvFileError(f"{path}, line {number}: expected KEY=value, not {quoted(stripped)}")
         key = match.group(1)
@@ -92,8 +93,8 @@ def _unquote(rest: str, path: Path, number: int) -> str:
     quote_mark = rest[:1]
     if quote_mark not in _QUOTED:
         return re.split(r"\s#", rest, maxsplit=1)[0].strip()  # `value # comment`
-    match = _QUOTED[quote_mark].match(rest)
-    if not match or not _AFTER_QUOTE.fullmatch(rest[match.end() :]):
+    match = re.match(_QUOTED[quote_mark], rest)
+    if not match or not re.fullmatch(_AFTER_QUOTE, rest[match.end() :]):
         raise EnvFileError(
             f"{path}, line {number}: a value that opens with {quote_mark} must close with it, "
             "with nothing but a # comment after it"

@@ -31,8 +31,8 @@ def run_sql(sql: str, params: Sequence[Any] = ()) -> Any:
 
 
 # What must not be read as a placeholder: quoted text and names, comments, dollar quotes.
-_SQL_TOKENS = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$|[?%]""", re.DOTALL
+_SQL_TOKENS = (  # compiled on first use (PostgreSQL only)
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$(\w*)\$.*?\$\1\$|[?%]"""
 )
 
 
@@ -49,7 +49,7 @@ def pyformat(sql: str) -> str:
         token = match.group(0)
         return "%s" if token == "?" else token.replace("%", "%%")
 
-    return _SQL_TOKENS.sub(swap, sql)
+    return re.sub(_SQL_TOKENS, swap, sql, flags=re.DOTALL)
 
 
 def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], suffix: str = "") -> Any:

@@ -14,11 +14,10 @@ from peewee import JOIN, OP, Expression, Field, fn
 from leadctl import events
 from leadctl.db import is_sqlite
 from leadctl.errors import InvalidInput, LeadctlError, NotFound
-from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume
+from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume, email_key
 from leadctl.states import Action, State, target_state
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
-from leadctl.validation import email_key
 
 
 def fold(text: str) -> str:

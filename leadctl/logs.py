@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging.config
 from typing import Any
 
 LOG_FORMATS = ("text", "json")
@@ -42,4 +41,6 @@ def log_config(log_format: str = "text") -> dict[str, Any]:
 
 def configure(log_format: str) -> None:
     """The same lines in a process uvicorn did not configure (the delivery process)."""
+    import logging.config  # not at import time: settings (and so every command) import LOG_FORMATS
+
     logging.config.dictConfig(log_config(log_format))

@@ -80,6 +80,11 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
+def email_key(value: str) -> str:
+    """An attorney's email as stored and looked up: trimmed and lowercased."""
+    return value.strip().lower()
+
+
 class Attorney(BaseModel):
     id = AutoField()
     name = CharField(max_length=200)

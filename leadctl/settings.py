@@ -249,7 +249,7 @@ def parse_proxies(text: str) -> list[Network]:
     return networks
 
 
-_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
+_ORIGIN = r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?"  # compiled on use
 
 
 def parse_frame_ancestors(text: str) -> list[str]:
@@ -259,7 +259,7 @@ def parse_frame_ancestors(text: str) -> list[str]:
     for item in filter(None, re.split(r"[\s,]+", text.strip())):
         if item.strip("'").lower() == "self":
             sources.append("'self'")
-        elif _ORIGIN.fullmatch(item):
+        elif re.fullmatch(_ORIGIN, item):
             sources.append(item.lower())
         else:
             raise SettingsError(

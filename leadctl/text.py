@@ -11,8 +11,10 @@ from typing import Any
 # and U+061C stay: they cannot reorder strong text, and right-to-left names use them. The
 # joiners U+200C/U+200D stay too: Indic scripts and emoji sequences need them.
 _UNSAFE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-UNSAFE_ON_ONE_LINE = re.compile(f"[{_UNSAFE}]")
-_UNSAFE_ON_MULTI_LINE = re.compile(f"(?![\\t\\n])[{_UNSAFE}]")
+# Patterns as text: `re` compiles each on first use (about 0.5 ms apiece at every start-up
+# otherwise, and most commands never print an unsafe character).
+_ONE_LINE = f"[{_UNSAFE}]"
+_MULTI_LINE = f"(?![\\t\\n])[{_UNSAFE}]"
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -31,5 +33,11 @@ def visible(text: Any, *, multiline: bool = False) -> str:
     terminal would act on, including CR, is shown escaped.
     """
     text = text if isinstance(text, str) else str(text)
-    pattern = _UNSAFE_ON_MULTI_LINE if multiline else UNSAFE_ON_ONE_LINE
-    return pattern.sub(_notation, text) if pattern.search(text) else text
+    if text.isprintable():  # no control, separator, bidi or surrogate character: the usual case
+        return text
+    return re.sub(_MULTI_LINE if multiline else _ONE_LINE, _notation, text)
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether `visible(text)` would change anything."""
+    return not text.isprintable() and re.search(_ONE_LINE, text) is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from email_validator import EmailNotValidError, validate_email
+
 from leadctl.errors import InvalidInput
 
 NAME_MAX = 100
@@ -44,9 +46,6 @@ def check_name(value: str | None, label: str) -> str:
 
 def normalize_email(value: str | None) -> str:
     """The normalized address (email-validator, no DNS look-up); ValueError when invalid."""
-    # Imported here: `leadctl list` reaches this module (email_key) and must not pay ~19 ms.
-    from email_validator import EmailNotValidError, validate_email
-
     text = (value or "").strip()
     if not text:
         raise ValueError("email is required")
@@ -56,11 +55,6 @@ def normalize_email(value: str | None) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(f"email is not valid: {exc}") from None
-
-
-def email_key(value: str) -> str:
-    """An attorney's email as stored and looked up: trimmed and lowercased."""
-    return value.strip().lower()
 
 
 def check_prospect(first_name: str | None, last_name: str | None, email: str | None) -> Prospect:

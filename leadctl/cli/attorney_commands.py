@@ -79,7 +79,7 @@ def token_create(
 ) -> None:
     """Create an API token for an attorney (printed once)."""
     from leadctl import attorneys
-    from leadctl.validation import email_key
+    from leadctl.models import email_key
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))

@@ -57,9 +57,11 @@ class Env:
         db.bind(url, self.settings.sqlite_busy_timeout_ms, create=create)
         try:
             if check_schema:
-                if not create and schema.current_version() is None:
+                version = schema.current_version()
+                if not create and version is None:
                     raise db.no_database(url, "holds no leadctl tables")
-                schema.ensure_schema()
+                if version != schema.SCHEMA_VERSION:  # create it, or refuse an outdated one
+                    schema.ensure_schema()
         except BaseException:
             db.close_connection()
             raise

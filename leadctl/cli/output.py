@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from leadctl.text import UNSAFE_ON_ONE_LINE, visible
+from leadctl.text import has_unsafe, visible
 from leadctl.timeutil import humanize_age
 
 FORMATS = ("table", "json", "csv", "ndjson")
@@ -44,7 +44,7 @@ def age(value: Any) -> str:
 
 
 # What JSON text may carry raw but a terminal would act on; json.dumps escapes C0 itself.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_JSON_UNSAFE = "[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"  # compiled on use
 # OWASP's list of cell openings a spreadsheet reads as a formula, plus LF.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -68,7 +68,7 @@ def csv_row(values: Iterable[Any]) -> list[str]:
     control characters are made visible as everywhere else."""
     cells = [v if type(v) is str else _plain(v) for v in values]
     # One search over the whole row: an export of a million clean rows stays near its old speed.
-    shown = [visible(c) for c in cells] if UNSAFE_ON_ONE_LINE.search("".join(cells)) else cells
+    shown = [visible(c) for c in cells] if has_unsafe("".join(cells)) else cells
     return [
         "'" + s if c.startswith(_FORMULA_START) else s for c, s in zip(cells, shown, strict=True)
     ]
@@ -84,9 +84,9 @@ def json_text(value: Any, indent: int | None = None) -> str:
     Still the same JSON value for any parser; a terminal showing it has nothing to act on.
     """
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    if not _JSON_UNSAFE.search(text):
+    if (text.isascii() and "\x7f" not in text) or not re.search(_JSON_UNSAFE, text):
         return text
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return re.sub(_JSON_UNSAFE, lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _plain(value: Any) -> str:
