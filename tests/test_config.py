@@ -371,7 +371,7 @@ def test_config_check_lists_one_line_per_problem(tmp_path: Path) -> None:
     ]
     for text in expected:
         assert len([line for line in found if text in line]) == 1, text
-    assert result.stderr.startswith("6 problem(s); checked: ")
+    assert result.stderr.startswith("6 problem(s), 1 warning(s); checked: ")
     # The same settings stop any other command at once, in one line.
     first = one_error_line(leadctl(tmp_path, "list"))
     assert first.removeprefix("leadctl: error: ") in [p.removeprefix("problem: ") for p in found]

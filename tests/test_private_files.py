@@ -75,3 +75,18 @@ def test_backups_and_saved_resumes_are_private(
     saved.chmod(0o644)  # a file that was readable by others before --force overwrote it
     assert cli("open", str(seeded[0].id), "--save", str(saved), "--force").code == 0
     assert _mode(saved) == 0o600
+
+
+def test_open_save_into_a_new_folder_or_a_missing_one(
+    tmp_path: Path, cli: Any, seeded: Any, open_umask: None
+) -> None:
+    lead = str(seeded[0].id)
+    into = cli("open", lead, "--save", f"{tmp_path}/dl/")  # a folder made on the way
+    assert into.code == 0, into.stderr
+    assert into.stdout.strip() == f"{tmp_path}/dl/cv.pdf"
+    assert _mode(tmp_path / "dl") == 0o700 and _mode(tmp_path / "dl" / "cv.pdf") == 0o600
+    missing = cli("open", lead, "--save", f"{tmp_path}/nowhere/x.pdf")
+    assert missing.code == 1 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert not (tmp_path / "nowhere").exists()

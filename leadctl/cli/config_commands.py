@@ -89,8 +89,10 @@ def config_check(
             out.line(f"problem: {problem}")
         for warning in report.warnings:
             out.line(f"warning: {warning}")
-        count = len(report.problems)
+        count, warned = len(report.problems), len(report.warnings)
         summary = f"{count} problem(s)" if count else "no problems"
+        if warned:
+            summary += f", {warned} warning(s)"
         out.say(f"{summary}; checked: {', '.join(report.checked)}")
     if report.problems:
         raise typer.Exit(ExitCode.FAILURE)

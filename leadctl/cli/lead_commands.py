@@ -17,6 +17,7 @@ from leadctl.cli.output import Output, batch_ids
 from leadctl.cli.views import LEAD_COLUMNS, render_detail, render_stats
 from leadctl.errors import LeadctlError
 from leadctl.leads import LeadQuery, Outcome
+from leadctl.private import private_folder
 from leadctl.states import Action, State
 from leadctl.timeutil import parse_duration, parse_when
 
@@ -145,8 +146,13 @@ def open_resume(
     ctx: typer.Context,
     lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
     save: Annotated[
-        Path | None,
-        typer.Option("--save", help="Write the resume to this path instead of opening it."),
+        str | None,
+        typer.Option(
+            "--save",
+            metavar="PATH",
+            help="Write the resume to this file, or into this folder (an existing one, or a "
+            "path ending in /, made if missing) instead of opening it.",
+        ),
     ] = None,
     print_path: Annotated[
         bool,
@@ -162,7 +168,7 @@ def open_resume(
     out = env.output(pick_format(json_))
     resume = env.backend().resume(lead)
     if save is not None:
-        path = save / resume.filename if save.is_dir() else save
+        path = _save_path(save, resume.filename)
         if path.exists() and not force:
             raise LeadctlError(f"{path} exists; pass --force to overwrite it")
         _write_private(path, resume.data)
@@ -185,8 +191,28 @@ def open_resume(
         out.obj(result, lambda r: r["path"])
 
 
+def _save_path(save: str, filename: str) -> Path:
+    """Where `--save` writes: into a folder (one that exists, or a path ending in `/`, made 0700
+    with its missing parents), else to the file named."""
+    target = Path(save)
+    if save.endswith(("/", os.sep)) or target.is_dir():
+        try:
+            return private_folder(target) / filename
+        except OSError as exc:
+            raise LeadctlError(f"cannot make the folder {target}: {exc.strerror}") from None
+    if not target.parent.is_dir():
+        raise LeadctlError(
+            f"cannot write {target}: the folder {target.parent} does not exist "
+            "(end the path with / to save into a new folder)"
+        )
+    return target
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise LeadctlError(f"cannot write {path}: {exc.strerror}") from None
     os.fchmod(fd, 0o600)  # a file overwritten with --force may have been readable by others
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
