@@ -65,3 +65,31 @@ def test_the_readme_documents_no_setting_that_does_not_exist() -> None:
     known = {env for env, _, _ in setting_docs()}
     documented = set(re.findall(r"^\| `(LEADS_[A-Z_]+)` \|", README, re.MULTILINE))
     assert documented == known
+
+
+def test_the_readme_and_leadctl_config_agree(tmp_path: Path) -> None:
+    """What `leadctl config` shows on a bare machine is the README's table: every variable, and
+    each default as the table gives it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))}
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "leadctl"), "config", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings = json.loads(shown.stdout)["settings"]
+    table = dict(re.findall(r"^\| `(LEADS_[A-Z_]+)` \| ([^|]+) \|", README, re.MULTILINE))
+    assert set(settings) == set(table) - {"LEADS_ENV_FILE"}
+    for env_name, item in settings.items():
+        assert item["source"] == "default", env_name
+        value = item["value"]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        assert table[env_name].strip() == (f"`{text}`" if text else "(empty)"), env_name
