@@ -94,7 +94,7 @@ def postgres_schema() -> Iterator[str]:
                 "WHERE pid <> pg_backend_pid() AND query LIKE %s",
                 (f"%{schema}%",),
             )
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # a test may drop it
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,23 +17,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import IN_CI, PG_URL, make_settings, postgres_unavailable, submit
+from tests.conftest import PG_URL, make_settings, postgres_schema, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DELIVERY_STARTED = re.compile(r"delivery process started \(pid (\d+)\)")
-
-
-def poll(condition: Any, timeout: float = 15.0, every: float = 0.05) -> Any:
-    """`condition()`'s first truthy answer, or fail once `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = condition()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            pytest.fail(f"still not true after {timeout} s: {condition.__doc__ or condition}")
-        time.sleep(every)
 
 
 def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -134,18 +122,10 @@ def test_ready_names_the_schema_when_it_is_behind(tmp_path: Path, make_server: A
 def test_ready_names_the_schema_when_the_postgresql_schema_is_dropped(
     tmp_path: Path, make_server: Any
 ) -> None:
-    reason = postgres_unavailable()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"{reason} — CI must run the PostgreSQL tests")
-        pytest.skip(reason)
     import psycopg
 
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with postgres_schema() as url:
+        schema = url.rsplit("%3D", 1)[1]
         server = make_server(make_settings(tmp_path, url))
         assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200
         with psycopg.connect(PG_URL, autocommit=True) as conn:
@@ -158,9 +138,6 @@ def test_ready_names_the_schema_when_the_postgresql_schema_is_dropped(
         assert body["checks"][0] == {"name": "database", "ok": True, "detail": "answers"}
         assert body["checks"][1]["detail"] == "no leadctl tables in the database"
         server.stop()
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def test_ready_reports_a_killed_delivery_process_until_it_is_restarted(
@@ -168,7 +145,7 @@ def test_ready_reports_a_killed_delivery_process_until_it_is_restarted(
 ) -> None:
     server = make_server(make_settings(tmp_path))
     started = lambda: DELIVERY_STARTED.findall(server.log.read_text())  # noqa: E731
-    poll(started)
+    wait_until(started, 15, "the delivery process to start")
     seen = None
     deadline = time.monotonic() + 60
     # The server restarts it after 0.5 s, then 1 s, 2 s…: if a restart beats the first look,
@@ -193,7 +170,7 @@ def test_ready_reports_a_killed_delivery_process_until_it_is_restarted(
         """/ready answers 200 once the delivery process is back"""
         return httpx.get(f"{server.url}/ready", timeout=5).status_code == 200
 
-    poll(ready_again, timeout=30)
+    wait_until(ready_again, 30, "/ready to recover")
     assert "killed by SIGKILL" in server.log.read_text()
 
 
@@ -201,7 +178,10 @@ def test_ready_names_the_outbox_when_delivery_hangs(tmp_path: Path, make_server:
     """A stopped (not dead) delivery process: only the outbox shows that nothing goes out."""
     settings = make_settings(tmp_path, ready_outbox_lag_seconds=1.0)
     server = make_server(settings)
-    pid = int(poll(lambda: DELIVERY_STARTED.findall(server.log.read_text()))[-1])
+    started = wait_until(
+        lambda: DELIVERY_STARTED.findall(server.log.read_text()), 15, "the delivery process"
+    )
+    pid = int(started[-1])
     os.kill(pid, signal.SIGSTOP)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -212,7 +192,7 @@ def test_ready_names_the_outbox_when_delivery_hangs(tmp_path: Path, make_server:
             response = httpx.get(f"{server.url}/ready", timeout=5)
             return response.json() if response.status_code == 503 else None
 
-        body = poll(outbox_fails, timeout=15)
+        body = wait_until(outbox_fails, 15, "/ready to fail on the outbox")
         assert body["failed"] == ["outbox"]
         outbox = next(check for check in body["checks"] if check["name"] == "outbox")
         assert "delivery is stuck" in outbox["detail"]
@@ -223,7 +203,7 @@ def test_ready_names_the_outbox_when_delivery_hangs(tmp_path: Path, make_server:
         """both messages of the lead are written once the delivery process goes on"""
         return len(list((tmp_path / "mail").glob("*.eml"))) == 2
 
-    poll(delivered, timeout=20)
+    wait_until(delivered, 20, "the messages to be delivered")
     assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200
 
 
@@ -245,7 +225,7 @@ def test_metrics_count_submissions_requests_and_deliveries(
         samples = metric_samples(server.url)
         return samples if samples[("leads_deliveries_total", (("result", "sent"),))] else None
 
-    samples = poll(delivered)
+    samples = wait_until(delivered, 15, "the metrics of the deliveries")
     assert submissions(samples, "accepted") == 1
     assert submissions(samples, "quarantined") == 1
     assert submissions(samples, "refused", "invalid") == 1
@@ -275,15 +255,18 @@ def test_metrics_are_off_by_default_and_never_in_the_api_document(
     assert "/metrics" not in httpx.get(f"{on.url}/schema/openapi.json", timeout=5).json()["paths"]
 
 
+@pytest.mark.postgres
 def test_metrics_of_two_workers_count_every_submission_whichever_answers(
     tmp_path: Path, make_server: Any
 ) -> None:
-    server = make_server(make_settings(tmp_path, metrics=True), workers=2)
-    for n in range(4):  # a new connection each: the kernel spreads them over both workers
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            assert submit(client, email=f"p{n}@example.com").status_code == 201
-    for _ in range(6):
-        assert submissions(metric_samples(server.url), "accepted") == 4
+    with postgres_schema() as url:  # several workers need PostgreSQL
+        server = make_server(make_settings(tmp_path, url, metrics=True), workers=2)
+        for n in range(4):  # a new connection each: the kernel spreads them over both workers
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                assert submit(client, email=f"p{n}@example.com").status_code == 201
+        for _ in range(6):
+            assert submissions(metric_samples(server.url), "accepted") == 4
+        server.stop()
 
 
 # -- logs and request ids -------------------------------------------------------------------------
