@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
@@ -15,13 +16,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from intake import errors, public
 from intake.metrics import Metrics, metrics
 from intake.observability import observe
-from intake.ratelimit import RateLimiter
+from intake.ratelimit import RateLimiter, SharedRateLimiter, shared_limit
 from intake.readiness import file_identity, ready
 from intake.security import security_headers
 from intake.staff import STAFF_ROUTES
 from intake.submission import Intake
 from intake.writer import GroupCommitWriter
-from leadctl import db, schema, submissions
+from leadctl import db, fastpath, schema, submissions
 from leadctl.delivery import DeliveryWorker
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
@@ -39,10 +40,17 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         db.bind(settings.database_url, settings.sqlite_busy_timeout_ms)
         schema.ensure_schema()
         app.state.database_file = file_identity(settings)  # /ready notices it removed or replaced
+        limiter: RateLimiter | SharedRateLimiter | None = None
+        chores: list[Callable[[], object]] = [submissions.forget_old_keys]
+        if settings.rate and db.is_sqlite():
+            limiter = RateLimiter(*settings.rate)  # SQLite means one server process
+        elif settings.rate:  # PostgreSQL: every server behind the load balancer shares it
+            limiter = SharedRateLimiter(*settings.rate)
+            chores.append(functools.partial(fastpath.forget_rate_hits, settings.rate[1]))
         intake = Intake(
             settings,
             GroupCommitWriter(),
-            limiter=RateLimiter(*settings.rate) if settings.rate else None,
+            limiter=limiter,
             trusted_proxies=settings.proxy_networks,
             form_secret=submissions.shared_secret("form-token"),
         )
@@ -51,7 +59,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             worker = DeliveryWorker(
                 settings,
                 make_sender,
-                chores=[submissions.forget_old_keys],
+                chores=chores,
                 separate_process=True,
             )
             intake.wake_worker = worker.wake
@@ -78,7 +86,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
         ],
         lifespan=[lifespan],
-        middleware=[security_headers(settings), public.flood_gate],
+        middleware=[security_headers(settings), shared_limit, public.flood_gate],
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,

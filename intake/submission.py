@@ -6,13 +6,13 @@ import asyncio
 import ipaddress
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.types import Scope
 
 from intake.form_parser import ParsedForm, parse_form
-from intake.ratelimit import RateLimiter, client_address
+from intake.ratelimit import COUNT_KEY, WAIT_KEY, RateLimiter, SharedRateLimiter, client_address
 from leadctl import submissions
 from leadctl.errors import InvalidInput, UnsupportedResume
 from leadctl.resumes import check_resume
@@ -31,7 +31,7 @@ class Intake:
 
     settings: Settings
     writer: Executor
-    limiter: RateLimiter | None = None
+    limiter: RateLimiter | SharedRateLimiter | None = None
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(
         default_factory=list
     )
@@ -46,12 +46,19 @@ class Intake:
         """Seconds the client of this request must wait before another submission, or None."""
         if self.limiter is None:
             return None
+        if isinstance(self.limiter, SharedRateLimiter):  # asked already, off the event loop
+            wait: int | None = cast(dict[str, Any], scope).get(WAIT_KEY)
+            return wait
         return self.limiter.retry_after(client_address(scope, self.trusted_proxies))
 
     def accepted(self, request: Request, submitted: submissions.Submitted) -> None:
         """Count an accepted submission against its client (a replayed answer is free)."""
-        if self.limiter and not submitted.replayed:
-            self.limiter.record(client_address(request.scope, self.trusted_proxies))
+        if self.limiter is None or submitted.replayed:
+            return
+        if isinstance(self.limiter, SharedRateLimiter):  # stored by ratelimit.shared_limit
+            cast(dict[str, Any], request.scope)[COUNT_KEY] = True
+            return
+        self.limiter.record(client_address(request.scope, self.trusted_proxies))
 
 
 async def read_submission(request: Request, intake: Intake) -> ParsedForm:

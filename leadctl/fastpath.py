@@ -9,6 +9,8 @@ with plain parameters. Everything else goes through peewee.
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -77,8 +79,30 @@ def _insert_sql(model: type[Model], names: tuple[str, ...], count: int, suffix: 
 # The look-ups and writes of one submission
 
 
+def serialize(purpose: str, value: str = "") -> None:
+    """On PostgreSQL, wait until no other transaction holds the lock named `purpose`:`value`,
+    then hold it until this one ends; nothing on SQLite, whose one write lock serializes all.
+
+    Several servers share one PostgreSQL: a look-up ("is this key stored?", "who is least
+    recently assigned?") and the write it decides must not interleave with another server's.
+    Under READ COMMITTED a row lock does not do it (ORDER BY … LIMIT is not re-evaluated after
+    the wait); a transaction-level advisory lock taken before the look-up does. The name is
+    hashed with the current schema, so databases in separate schemas never wait for each other.
+    """
+    if isinstance(database.obj, SqliteDatabase):
+        return
+    run_sql(
+        "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ?, 0))",
+        (f":leadctl:{purpose}:{value}",),
+    )
+
+
 def idempotency_answer(key: str, since: datetime) -> tuple[str, int] | None:
-    """(body hash, lead id) stored for `key` after `since`; an expired entry is deleted."""
+    """(body hash, lead id) stored for `key` after `since`; an expired entry is deleted.
+
+    The key stays locked until the transaction ends: the same key on another server waits, then
+    finds this answer instead of failing on the primary key."""
+    serialize("idempotency", key)
     row = run_sql(
         "SELECT body_hash, lead_id FROM idempotency_key WHERE key = ? AND created_at > ?",
         (key, IdempotencyKey.created_at.db_value(since)),
@@ -93,7 +117,9 @@ def same_lead_since(
     email: str, first_name: str, last_name: str, sha256: str, since: datetime
 ) -> int | None:
     """The first lead after `since` with these names, this email and this resume (a double
-    click), or None."""
+    click), or None. The address stays locked until the transaction ends, so the same body
+    sent to two servers at once makes one lead."""
+    serialize("double-click", email)
     row = run_sql(
         "SELECT lead.id FROM lead JOIN resume ON resume.lead_id = lead.id "
         "WHERE lead.email = ? AND lead.created_at > ? AND resume.sha256 = ? "
@@ -158,17 +184,26 @@ _LEAST_RECENT = (
 
 
 def least_recent_attorney() -> tuple[int, str, str] | None:
-    """(id, name, email) of the active attorney assigned a lead longest ago (or never)."""
-    # On PostgreSQL two servers assigning at once must not pick the same "least recent" one.
-    sqlite = isinstance(database.obj, SqliteDatabase)
-    return run_sql(_LEAST_RECENT if sqlite else f"{_LEAST_RECENT} FOR UPDATE", (True,)).fetchone()
+    """(id, name, email) of the active attorney assigned a lead longest ago (or never).
+
+    Round robin stays strict across servers: the choice is locked until the transaction that
+    marks it commits, so the next server's look-up sees the mark (see `serialize`)."""
+    serialize("round-robin")
+    return run_sql(_LEAST_RECENT, (True,)).fetchone()
 
 
 def mark_assigned(attorney_id: int, now: datetime) -> None:
-    run_sql(
-        "UPDATE attorney SET last_assigned_at = ? WHERE id = ?",
-        (Attorney.last_assigned_at.db_value(now), attorney_id),
-    )
+    if isinstance(database.obj, SqliteDatabase):
+        sql = "UPDATE attorney SET last_assigned_at = ? WHERE id = ?"
+    else:
+        # Never before the latest mark: a server whose clock is behind, or whose `now` was read
+        # before it waited for the round-robin lock, would otherwise put its pick first in line.
+        sql = (
+            "UPDATE attorney SET last_assigned_at = GREATEST(CAST(? AS timestamp), "
+            "(SELECT MAX(last_assigned_at) FROM attorney) + interval '1 microsecond') "
+            "WHERE id = ?"
+        )
+    run_sql(sql, (Attorney.last_assigned_at.db_value(now), attorney_id))
 
 
 def confirmation_went_to(mailbox: str, since: datetime) -> bool:
@@ -190,3 +225,54 @@ def confirmations_since(since: datetime, cap: int) -> int:
         ("confirmation", OutboxMessage.created_at.db_value(since), cap),
     ).fetchone()
     return int(recent)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-client rate limit on PostgreSQL: one shared sliding log (`rate_limit_hit`), so that
+# several servers keep one limit. At most `limit` accepted submissions in any `period` seconds,
+# as the in-memory limiter of intake/ratelimit.py; every time is the database's clock, so
+# servers whose clocks differ agree. A client's rows older than the period go when it records
+# a hit; the delivery worker's hourly chore deletes those of clients that never came back.
+
+_NOW = "CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)"
+
+
+def rate_client_key(client: str) -> str:
+    """The stored name of a client: a hash, so any text a proxy passes on fits and means
+    nothing to the database."""
+    return hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def rate_limit_wait(client: str, limit: int, period: float) -> int | None:
+    """Seconds until `client` may submit again, or None if it may now."""
+    # The limit-th most recent hit inside the window, if there are that many: when it leaves
+    # the window, the client is under the limit again. The (client, at) index serves it.
+    row = run_sql(
+        f"SELECT EXTRACT(EPOCH FROM (at - {_NOW})) FROM rate_limit_hit "  # noqa: S608 - constant
+        f"WHERE client = ? AND at > {_NOW} - make_interval(secs => ?) "
+        "ORDER BY at DESC OFFSET ? LIMIT 1",
+        (rate_client_key(client), float(period), limit - 1),
+    ).fetchone()
+    if row is None:
+        return None
+    return max(1, math.ceil(period + float(row[0])))
+
+
+def record_rate_hit(client: str, period: float) -> None:
+    """Count an accepted submission of `client`, and forget its hits that no longer count."""
+    key = rate_client_key(client)
+    run_sql(f"INSERT INTO rate_limit_hit (client, at) VALUES (?, {_NOW})", (key,))  # noqa: S608
+    run_sql(
+        f"DELETE FROM rate_limit_hit WHERE client = ? "  # noqa: S608 - constant
+        f"AND at <= {_NOW} - make_interval(secs => ?)",
+        (key, float(period)),
+    )
+
+
+def forget_rate_hits(period: float) -> int:
+    """Delete every hit older than the period (clients that did not come back); a chore."""
+    cursor = run_sql(
+        f"DELETE FROM rate_limit_hit WHERE at <= {_NOW} - make_interval(secs => ?)",  # noqa: S608
+        (float(period),),
+    )
+    return int(cursor.rowcount or 0)

@@ -228,6 +228,17 @@ class AppSecret(BaseModel):
     value = CharField(max_length=200)
 
 
+class RateLimitHit(BaseModel):
+    """One accepted submission of a client, kept while it counts against the rate limit; the
+    shared log of every server on one PostgreSQL (see leadctl.fastpath)."""
+
+    client = CharField(max_length=64)  # sha256 of the client address: fixed size, any input
+    at = DateTimeField()  # naive UTC, from the database's clock (one clock for every server)
+
+    class Meta:
+        indexes = ((("client", "at"), False),)
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField()
 
@@ -241,5 +252,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     OutboxMessage,
     IdempotencyKey,
     AppSecret,
+    RateLimitHit,
     SchemaVersion,
 ]

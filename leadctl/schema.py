@@ -86,11 +86,19 @@ def _v4_confirmation_mailbox(db: Database) -> None:
     )
 
 
+def _v5_rate_limit_hits(db: Database) -> None:
+    """The rate limit's log in the database, shared by several servers on one PostgreSQL."""
+    from leadctl.models import RateLimitHit
+
+    db.create_tables([RateLimitHit])
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _v2_quarantine_idempotency,
     3: _v3_stats_and_search,
     4: _v4_confirmation_mailbox,
+    5: _v5_rate_limit_hits,
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

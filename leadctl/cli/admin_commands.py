@@ -31,6 +31,13 @@ def serve(
     if env.db_url:
         os.environ["LEADS_DATABASE_URL"] = env.db_url  # worker processes read the environment
     settings = env.settings  # a bad setting fails now, in one line, not in the server's log
+    if workers > 1 and settings.database_url.startswith("sqlite:"):
+        # SQLite lets one process write at a time: a second one only waits on its lock (50-65 %
+        # of the time, p99 over 1 s in bench/RESULTS.md), and the rate limit is per process.
+        raise UsageError(
+            f"--workers {workers} needs PostgreSQL: SQLite takes writes from one process, so "
+            "serve it with one worker, or set LEADS_DATABASE_URL=postgresql://… to run several"
+        )
     found = find_env_file(os.environ, env.env_file)
     if found is not None:
         os.environ[ENV_FILE_VARIABLE] = str(found[0])  # worker processes read the same file
