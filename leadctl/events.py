@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadctl.fastpath import insert_rows
 from leadctl.models import Event
 
 
@@ -14,4 +13,6 @@ def record(*events: dict[str, Any]) -> None:
     Through the fast path's INSERT: a submission writes its events here too.
     """
     if events:
+        from leadctl.fastpath import insert_rows  # not at import: reading commands never write
+
         insert_rows(Event, events)
