@@ -158,13 +158,22 @@ def test_mail_setup_keeps_the_smtp_password_and_the_server_logs_in_with_it(
     assert SMTP_PASSWORD not in server.log.read_text()
 
 
-def test_a_frozen_keyring_makes_commands_exit_with_one_line_not_hang(
-    secret_service: SecretServiceDaemon, make_server: Any, tmp_path: Path
-) -> None:
+def logged_in(
+    tmp_path: Path, secret_service: SecretServiceDaemon, make_server: Any
+) -> tuple[Leadctl, str, str]:
+    """(leadctl, token, server URL): an attorney logged in to a real server, the token kept in
+    the real keyring."""
     leadctl = Leadctl(tmp_path, secret_service)
     token = leadctl.add_attorney("Ann Lee", "ann@firm.example")
     url = make_server(make_settings(tmp_path)).url
     assert leadctl("login", "--server", url, "--with-token", input=token + "\n").returncode == 0
+    return leadctl, token, url
+
+
+def test_a_frozen_keyring_makes_commands_exit_with_one_line_not_hang(
+    secret_service: SecretServiceDaemon, make_server: Any, tmp_path: Path
+) -> None:
+    leadctl, token, url = logged_in(tmp_path, secret_service, make_server)
 
     secret_service.freeze()
     try:
@@ -222,10 +231,7 @@ def test_the_server_waits_out_a_frozen_keyring_and_then_delivers(
 def test_a_locked_keyring_says_what_to_do_and_logout_keeps_the_login(
     secret_service: SecretServiceDaemon, make_server: Any, tmp_path: Path
 ) -> None:
-    leadctl = Leadctl(tmp_path, secret_service)
-    token = leadctl.add_attorney("Ann Lee", "ann@firm.example")
-    url = make_server(make_settings(tmp_path)).url
-    assert leadctl("login", "--server", url, "--with-token", input=token + "\n").returncode == 0
+    leadctl, token, url = logged_in(tmp_path, secret_service, make_server)
     secret_service.lock()
 
     who = leadctl("whoami")

@@ -6,6 +6,7 @@ import typer
 
 from leadctl.cli.context import Env, pick_format
 from leadctl.cli.lead_commands import JsonOpt, YesOpt
+from leadctl.cli.output import Output
 from leadctl.cli.views import ATTORNEY_COLUMNS, TOKEN_COLUMNS
 
 attorney_app = typer.Typer(help="Manage attorneys (local mode).", no_args_is_help=True)
@@ -61,13 +62,20 @@ def attorney_deactivate(
     """Deactivate an attorney: their tokens stop working and new leads go to others."""
     from leadctl import attorneys
 
-    env: Env = ctx.obj
-    out = env.output(pick_format(json_))
-    env.open_database()
-    env.confirm(f"Deactivate {email}?", yes=yes, destructive=True)
+    out = _confirmed(ctx, json_, f"Deactivate {email}?", yes)
     attorney, changed = attorneys.deactivate(email)
     data = {**attorneys.attorney_dict(attorney), "changed": changed}
     out.obj(data, lambda d: f"{d['email']} is {'now' if changed else 'already'} inactive")
+
+
+def _confirmed(ctx: typer.Context, json_: bool, question: str, yes: bool) -> Output:
+    """The output of a change that cannot be undone, once the database is open and it is
+    confirmed (asked on a terminal; `--yes` elsewhere)."""
+    env: Env = ctx.obj
+    out = env.output(pick_format(json_))
+    env.open_database()
+    env.confirm(question, yes=yes, destructive=True)
+    return out
 
 
 @token_app.command("create")
@@ -120,10 +128,7 @@ def token_revoke(
     """Revoke an API token; it stops working at once."""
     from leadctl import attorneys
 
-    env: Env = ctx.obj
-    out = env.output(pick_format(json_))
-    env.open_database()
-    env.confirm(f"Revoke token {token_id}?", yes=yes, destructive=True)
+    out = _confirmed(ctx, json_, f"Revoke token {token_id}?", yes)
     token, changed = attorneys.revoke_token(token_id)
     data = {**attorneys.token_dict(token, token.attorney.email), "changed": changed}
     out.obj(data, lambda d: f"token {d['id']} is {'now' if changed else 'already'} revoked")
