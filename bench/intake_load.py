@@ -3,8 +3,10 @@
     python bench/intake_load.py [--duration 15] [--size 200000]
 
 Needs `wrk` (Debian package `wrk`). Durable settings: SQLite in WAL with synchronous=FULL,
-mail backend `file`, rate limit off. After each run the database is checked: every 201 is a
-lead with its resume and two outbox rows.
+mail backend `file`, rate limit off. SQLite runs one server process (`serve` refuses more);
+PostgreSQL (127.0.0.1:5432, db `test`, a fresh schema per run) one and two. After each run the
+database is checked: every 201 is a lead with its resume and two outbox rows. For mail under
+this load (SMTP, lag, CPU with PostgreSQL's own) see bench/mail_lag.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import cpu_reference, pdf, server, verify
+from common import cpu_reference, fresh_database, pdf, server, verify
 
 LUA = r"""
 local counter = 0
@@ -115,13 +117,21 @@ def main() -> None:
     print(
         f"intake of {args.size:,}-byte PDFs, {args.duration} s per run, {os.cpu_count()} cores, wrk on loopback"
     )
-    for workers, connections in ((1, 1), (1, 32), (2, 32)):
-        with server(workers=workers) as (url, folder):
+    for kind, workers, connections in (
+        ("sqlite", 1, 1),
+        ("sqlite", 1, 32),
+        ("postgresql", 1, 32),
+        ("postgresql", 2, 32),
+    ):
+        with (
+            fresh_database(kind) as database_url,
+            server(workers=workers, database_url=database_url) as (url, folder),
+        ):
             result = wrk(url, connections, args.duration, script, env)
             time.sleep(0.5)
             limit = fsync_rate(folder, args.size)
             print(
-                f"  workers={workers} connections={connections:>2}: {result['rps']:7.1f} leads/s  "
+                f"  {kind:10} workers={workers} connections={connections:>2}: {result['rps']:7.1f} leads/s  "
                 f"p50 {result['p50']:6.1f} ms  p90 {result['p90']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
                 f"errors {result['errors']}"
             )
@@ -129,7 +139,7 @@ def main() -> None:
                 f"    disk: {limit:7.1f} appends+fsync/s of {args.size:,} bytes -> intake at {result['rps'] / limit:5.1%} of it"
             )
             print(
-                f"    verified: {verify(folder / 'leads.db', int(result['ok']), in_flight=connections)}"
+                f"    verified: {verify(database_url or folder / 'leads.db', int(result['ok']), in_flight=connections)}"
             )
 
 

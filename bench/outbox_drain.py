@@ -1,7 +1,7 @@
 """Outbox drain to a local SMTP sink (aiosmtpd): messages per second, and submission-to-delivery
 latency under a steady intake of 20 leads a second.
 
-    python bench/outbox_drain.py [--messages 1000] [--rate 20] [--seconds 15]
+    python bench/outbox_drain.py [--messages 1000] [--rate 20] [--seconds 15] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--concurrency", type=int, default=4, help="SMTP connections at once")
     args = parser.parse_args()
     print(cpu_reference())
     sink = Sink()
@@ -68,7 +69,8 @@ def main() -> None:
         "smtp_starttls": False,
     }
     try:
-        # 1. Drain: N queued messages, delivered by `outbox send`'s loop over one SMTP connection.
+        # 1. Drain: N queued messages, delivered by the outbox's loop over `concurrency` SMTP
+        # connections (the delivery process's way; `outbox send` uses one).
         folder = Path(tempfile.mkdtemp(prefix="leadctl-drain-"))
         settings = Settings.from_env(
             {},
@@ -83,14 +85,15 @@ def main() -> None:
             submissions.submit(
                 check_prospect("Drain", f"Test{i}", f"d{i}@example.com"), resume, settings
             )
-        sender = make_sender(settings)
+        senders = [make_sender(settings) for _ in range(args.concurrency)]
         started = time.perf_counter()
-        result = outbox.drain(sender, settings)
+        result = outbox.drain(senders, settings)
         elapsed = time.perf_counter() - started
-        sender.close()
+        for sender in senders:
+            sender.close()
         database.obj.close()
         print(
-            f"drain: {result.sent:,} messages in {elapsed:.2f} s = {result.sent / elapsed:,.0f} messages/s "
+            f"drain over {args.concurrency} connection(s): {result.sent:,} messages in {elapsed:.2f} s = {result.sent / elapsed:,.0f} messages/s "
             f"(failed {result.failed}; sink received {sink.count:,})"
         )
 
@@ -102,6 +105,7 @@ def main() -> None:
             "LEADS_SMTP_HOST": "127.0.0.1",
             "LEADS_SMTP_PORT": str(port),
             "LEADS_SMTP_STARTTLS": "false",
+            "LEADS_MAIL_CONCURRENCY": str(args.concurrency),
         }
         body = pdf(200_000)
         with server(workers=1, **env) as (url, _):

@@ -81,16 +81,17 @@ class _DeliveryLoop:
 
     def run(self, bell: _ThreadBell | _PipeBell, parent: int | None = None) -> None:
         """Deliver until stopped; in a child process, also when its parent `parent` is gone."""
-        sender: Sender | None = None
+        senders: list[Sender] = []
         next_chores = 0.0
         try:
             while not bell.stopped() and (parent is None or os.getppid() == parent):
                 bell.begin_pass()
                 busy = False
                 try:
-                    if sender is None:
-                        sender = self.sender_factory(self.settings)
-                    result = deliver_due(sender, self.settings, stop=bell.stopped)
+                    if not senders:
+                        # Each sender keeps its own SMTP connection open between messages.
+                        senders = [self.sender_factory(self.settings) for _ in range(self.width)]
+                    result = deliver_due(senders, self.settings, stop=bell.stopped)
                     busy = result.sent + result.failed > 0 and not result.failed
                     if not busy and time.monotonic() >= next_chores:
                         next_chores = time.monotonic() + self.chore_seconds
@@ -100,15 +101,26 @@ class _DeliveryLoop:
                     log.exception(
                         "outbox worker pass failed; retrying in %.0f s", self.poll_seconds
                     )
-                    if sender is not None:
-                        sender.close()
-                        sender = None
+                    _close_all(senders)
+                    senders = []
                 if not busy:
                     bell.wait(self.poll_seconds)
         finally:
-            if sender is not None:
-                sender.close()
+            _close_all(senders)
             close_connection()
+
+    @property
+    def width(self) -> int:
+        """How many messages go out at once: `LEADS_MAIL_CONCURRENCY` for SMTP, whose time is
+        mostly waiting on the server; one for `.eml` files, whose time is the disk's fsync."""
+        if self.settings.mail_backend != "smtp":
+            return 1
+        return self.settings.mail_concurrency  # 1 to 64, checked by Settings
+
+
+def _close_all(senders: Sequence[Sender]) -> None:
+    for sender in senders:
+        sender.close()
 
 
 def _run_in_child(loop: _DeliveryLoop, reader: Connection, parent: int) -> None:
@@ -255,7 +267,8 @@ class DeliveryWorker:
         return not self._stopped and runner is not None and runner.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish the message in hand and give back the rest of its batch, then stop.
+        """Finish the messages in hand (one per SMTP connection) and give back the rest of the
+        batch, then stop.
 
         A process that has not ended after `timeout` seconds (an SMTP server gone silent) is
         killed; the message it held goes out again once its lease ends.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from leadctl import events
@@ -70,12 +75,13 @@ def lease_for(settings: Settings) -> timedelta:
 def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[OutboxMessage]:
     """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile.
 
-    A message whose sender died mid-send comes due again when its lease runs out (at least once).
+    One UPDATE for the batch, under SQLite's write lock or PostgreSQL's row locks (SKIP LOCKED:
+    two workers take disjoint batches). A message whose sender died mid-send comes due again
+    when its lease runs out (at least once).
     """
     now = now or utcnow()
     lease_until = now + lease
     _, sending = message_move(MessageAction.CLAIM)
-    claimed: list[int] = []
     with write_transaction():
         candidates = (
             OutboxMessage.select(OutboxMessage.id)
@@ -85,24 +91,22 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
         )
         if not is_sqlite():
             candidates = candidates.for_update(skip_locked=True)
-        for row in candidates:
-            # The conditional update is the claim: it succeeds for exactly one worker.
-            taken = (
-                OutboxMessage.update(
-                    status=sending,
-                    lease_until=lease_until,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-                .where((OutboxMessage.id == row.id) & _due(now))
-                .execute()
+        ids = [row.id for row in candidates]
+        if not ids:
+            return []
+        # The due condition again: the claim succeeds only for what is still due.
+        OutboxMessage.update(
+            status=sending, lease_until=lease_until, attempts=OutboxMessage.attempts + 1
+        ).where(OutboxMessage.id.in_(ids) & _due(now)).execute()
+        return list(
+            OutboxMessage.select()
+            .where(
+                OutboxMessage.id.in_(ids)
+                & (OutboxMessage.status == sending)
+                & (OutboxMessage.lease_until == lease_until)
             )
-            if taken:
-                claimed.append(row.id)
-    if not claimed:
-        return []
-    return list(
-        OutboxMessage.select().where(OutboxMessage.id.in_(claimed)).order_by(OutboxMessage.id)
-    )
+            .order_by(OutboxMessage.id)
+        )
 
 
 # A delivery or a failure is recorded whatever the status meanwhile: when a lease lapsed
@@ -174,39 +178,124 @@ class DrainResult:
 
 
 FLUSH_SECONDS = 1.0  # how long a delivery may wait to be recorded with others
+BATCH_PER_SENDER = 20  # messages claimed per pass for each sender
+
+
+class _Outcome(Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    LEFT = "left"  # the lease ran short: claimed afresh once it ends
+    UNTRIED = "untried"  # the worker is stopping: handed back
+
+
+def _send_one(
+    msg: OutboxMessage, settings: Settings, idle: queue.SimpleQueue[Sender], halt: threading.Event
+) -> tuple[_Outcome, OutboxMessage, Exception | None]:
+    """Send one message on whichever sender (connection) is idle; no database work here."""
+    if halt.is_set():
+        return _Outcome.UNTRIED, msg, None
+    if utcnow() + lease_for(settings) / 2 > msg.lease_until:
+        # Earlier sends in this batch were slow: the lease may lapse mid-send and another
+        # worker could take the message. Leave it; it is claimed afresh once the lease ends.
+        return _Outcome.LEFT, msg, None
+    sender = idle.get()
+    try:
+        sender.send(as_email(msg, settings))
+    except (DeliveryError, LeadctlError, ValueError) as exc:
+        return _Outcome.FAILED, msg, exc
+    finally:
+        idle.put(sender)
+    return _Outcome.SENT, msg, None
 
 
 def deliver_due(
-    sender: Sender,
+    sender: Sender | Sequence[Sender],
     settings: Settings,
-    batch: int = 20,
+    batch: int = BATCH_PER_SENDER,
     stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Claim and send one batch of due messages; once `stop()` is true, send no more of them.
 
-    Deliveries are recorded together, at most FLUSH_SECONDS after the first of them: a crash in
-    between sends those few again (delivery is at least once), never loses one.
+    Given several senders (one SMTP connection each), `batch` messages per sender are claimed
+    under one lease and sent on all of them at once, each message by one sender; the database
+    is written from the calling thread only. Deliveries are recorded together, at most
+    FLUSH_SECONDS after the first of them: a crash in between sends those few again (delivery
+    is at least once), never loses one.
     """
-    result = DrainResult()
-    lease = lease_for(settings)
-    delivered: list[OutboxMessage] = []
-    first_unrecorded = 0.0
-    claimed = claim(batch, lease)
-    for index, msg in enumerate(claimed):
-        if stop is not None and stop():
-            release(claimed[index:])
-            break
-        if utcnow() + lease / 2 > msg.lease_until:
-            # Earlier sends in this batch were slow: the lease may lapse mid-send and another
-            # worker could take the message. Leave it; it is claimed afresh once the lease ends.
-            continue
-        try:
-            sender.send(as_email(msg, settings))
-        except (DeliveryError, LeadctlError, ValueError) as exc:
-            status = mark_failed(msg, str(exc), settings)
-            result.failed += 1
-            result.dead += status == MessageStatus.DEAD
-            result.errors.append(f"{msg.id}: {exc}")
+    senders = [sender] if not isinstance(sender, Sequence) else list(sender)
+    claimed = claim(batch * len(senders), lease_for(settings))
+    if not claimed:
+        return DrainResult()
+    halt = threading.Event()
+    idle: queue.SimpleQueue[Sender] = queue.SimpleQueue()
+    for one in senders:
+        idle.put(one)
+    recorder = _Recorder(settings)
+    try:
+        if len(senders) == 1:
+            for msg in claimed:
+                if stop is not None and stop():
+                    halt.set()
+                recorder.take(*_send_one(msg, settings, idle, halt))
+            return recorder.result
+        with ThreadPoolExecutor(len(senders), thread_name_prefix="outbox-send") as pool:
+            # One message per sender in flight, the next handed out as one finishes: a stop
+            # leaves at most those in hand to finish.
+            waiting = iter(claimed)
+            if stop is not None and stop():
+                halt.set()
+            pending = {
+                pool.submit(_send_one, msg, settings, idle, halt)
+                for msg in itertools.islice(waiting, len(senders))
+            }
+            error: BaseException | None = None
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                    if stop is not None and not halt.is_set() and stop():
+                        halt.set()  # the messages in hand finish; the rest are handed back
+                    for future in done:
+                        if future.exception() is not None:
+                            # A sender broke unexpectedly: start nothing more, but record
+                            # what the others deliver meanwhile before raising it.
+                            halt.set()
+                            error = error or future.exception()
+                        else:
+                            recorder.take(*future.result())
+                        for msg in itertools.islice(waiting, 1):
+                            if halt.is_set():
+                                recorder.untried.append(msg)
+                            else:
+                                pending.add(pool.submit(_send_one, msg, settings, idle, halt))
+                recorder.untried.extend(waiting)
+            finally:
+                halt.set()  # on an error of our own, start nothing more
+        if error is not None:
+            raise error
+        return recorder.result
+    finally:
+        # Also on an unexpected error: what went out is recorded, what was not tried goes back.
+        recorder.finish()
+
+
+class _Recorder:
+    """Writes the outcomes of one batch: failures at once, deliveries in groups."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.result = DrainResult()
+        self.delivered: list[OutboxMessage] = []
+        self.untried: list[OutboxMessage] = []
+        self.first_unrecorded = 0.0
+
+    def take(self, outcome: _Outcome, msg: OutboxMessage, exc: Exception | None) -> None:
+        if outcome is _Outcome.UNTRIED:
+            self.untried.append(msg)
+        elif outcome is _Outcome.FAILED:
+            status = mark_failed(msg, str(exc), self.settings)
+            self.result.failed += 1
+            self.result.dead += status == MessageStatus.DEAD
+            self.result.errors.append(f"{msg.id}: {exc}")
             log.warning(
                 "mail %s to purpose=%s lead=%s attempt=%d failed: %s",
                 status,
@@ -215,17 +304,22 @@ def deliver_due(
                 msg.attempts,
                 exc,
             )
-            continue
-        log.info("mail sent purpose=%s lead=%s attempt=%d", msg.purpose, msg.lead_id, msg.attempts)
-        if not delivered:
-            first_unrecorded = time.monotonic()
-        delivered.append(msg)
-        result.sent += 1
-        if time.monotonic() - first_unrecorded > FLUSH_SECONDS:
-            mark_sent(delivered)
-            delivered = []
-    mark_sent(delivered)
-    return result
+        elif outcome is _Outcome.SENT:
+            log.info(
+                "mail sent purpose=%s lead=%s attempt=%d", msg.purpose, msg.lead_id, msg.attempts
+            )
+            if not self.delivered:
+                self.first_unrecorded = time.monotonic()
+            self.delivered.append(msg)
+            self.result.sent += 1
+            if time.monotonic() - self.first_unrecorded > FLUSH_SECONDS:
+                mark_sent(self.delivered)
+                self.delivered = []
+
+    def finish(self) -> None:
+        delivered, untried, self.delivered, self.untried = self.delivered, self.untried, [], []
+        mark_sent(delivered)
+        release(untried)
 
 
 def release(messages: list[OutboxMessage]) -> None:
@@ -246,7 +340,7 @@ def release(messages: list[OutboxMessage]) -> None:
         ).execute()
 
 
-def drain(sender: Sender, settings: Settings) -> DrainResult:
+def drain(sender: Sender | Sequence[Sender], settings: Settings) -> DrainResult:
     """Deliver everything due now (one pass over each message), as `leadctl outbox send` does."""
     total = DrainResult()
     while True:

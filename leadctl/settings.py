@@ -11,7 +11,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -122,6 +122,11 @@ class Settings:
         30.0,
         "First retry delay of a failed message; it doubles per attempt, capped at an hour.",
     )
+    mail_concurrency: int = _setting(
+        "LEADS_MAIL_CONCURRENCY",
+        4,
+        "SMTP connections mail is sent on at once (1 to 64), each kept open between messages.",
+    )
     from_email: str = _setting(
         "LEADS_FROM_EMAIL", "leads@localhost", "Sender address of every message."
     )
@@ -176,6 +181,7 @@ class Settings:
             raise SettingsError(
                 f"LEADS_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {self.log_format!r}"
             )
+        check_mail_concurrency(self.mail_concurrency)
 
     @cached_property
     def rate(self) -> tuple[int, float] | None:
@@ -293,7 +299,18 @@ def convert(f: dataclasses.Field[Any], raw: str) -> Any:
     return value
 
 
-_PARSED = {
+MAX_MAIL_CONCURRENCY = 64
+
+
+def check_mail_concurrency(value: int) -> None:
+    if not 1 <= value <= MAX_MAIL_CONCURRENCY:
+        raise SettingsError(
+            f"LEADS_MAIL_CONCURRENCY must be 1 to {MAX_MAIL_CONCURRENCY}, not {value}"
+        )
+
+
+_PARSED: dict[str, Callable[[Any], object]] = {
+    "mail_concurrency": check_mail_concurrency,
     "rate_limit": parse_rate,
     "trusted_proxies": parse_proxies,
     "frame_ancestors": parse_frame_ancestors,
