@@ -179,7 +179,10 @@ def ensure_schema() -> None:
     if version == SCHEMA_VERSION:
         return
     if version is None:
+        from leadctl.fastpath import serialize  # only on a new database: the CLI starts lighter
+
         with write_transaction():
+            serialize("schema")  # PostgreSQL: two servers starting at once take turns
             if current_version() is None:  # another process may have won the race
                 database.obj.create_tables(ALL_MODELS, safe=True)
                 create_search_index(database.obj)
@@ -203,7 +206,10 @@ def upgrade() -> tuple[int, int]:
         ensure_schema()
         return (0, SCHEMA_VERSION)
     start = version
+    from leadctl.fastpath import serialize
+
     with write_transaction():
+        serialize("schema")
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](database.obj)
             SchemaVersion.create(version=target)

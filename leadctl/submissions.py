@@ -264,6 +264,7 @@ def shared_secret(name: str) -> bytes:
     row = AppSecret.get_or_none(AppSecret.name == name)
     if row is None:
         with write_transaction():
+            fastpath.serialize("app-secret", name)  # PostgreSQL: one process makes it
             row = AppSecret.get_or_none(AppSecret.name == name)
             if row is None:
                 row = AppSecret.create(name=name, value=secrets.token_hex(32))

@@ -281,3 +281,42 @@ def test_two_servers_deliver_each_message_exactly_once(
     ids = [msg["Message-ID"] for _rcpt, msg in received]
     assert len(received) == 2 * leads and len(set(ids)) == 2 * leads
     assert pair.query("SELECT COUNT(*) FROM outbox_message") == [(2 * leads,)]
+
+
+def _boot(start: Any, secrets: list[bytes], failures: list[BaseException]) -> None:
+    """What a server process does first: the schema, then the form's shared secret."""
+    from leadctl import db, schema, submissions
+
+    try:
+        start.wait(10)
+        schema.ensure_schema()
+        secrets.append(submissions.shared_secret("form-token"))
+    except BaseException as exc:
+        failures.append(exc)
+    finally:
+        db.close_connection()
+
+
+@pytest.mark.postgres
+def test_processes_starting_at_once_on_a_new_database_take_turns() -> None:
+    """Two server processes creating the schema and the form secret at the same moment: one
+    creates, the other waits and finds them (a CREATE TYPE collision and a duplicate key before)."""
+    import threading
+
+    from leadctl import db
+
+    for _ in range(3):
+        with postgres_schema() as url:
+            db.bind(url)
+            start = threading.Barrier(2)
+            secrets: list[bytes] = []
+            failures: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_boot, args=(start, secrets, failures)) for _ in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert failures == []
+            assert len(secrets) == 2 and secrets[0] == secrets[1]
