@@ -231,16 +231,19 @@ class Settings:
 
 
 def parse_rate(text: str) -> tuple[int, float] | None:
-    """`10/minute` → (10, 60.0); `off` → None; SettingsError names the accepted forms."""
+    """`10/minute` → (10, 60.0); `off` → None; SettingsError names the accepted forms.
+
+    Parsed by hand, not by a pattern: every command validates its settings at start-up."""
     text = text.strip().lower()
     if text in {"off", "none", "0", ""}:
         return None
-    match = re.fullmatch(r"(\d{1,9})\s*/\s*(second|minute|hour|day)s?", text)
-    if not match or int(match.group(1)) < 1:
-        raise SettingsError(
-            f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {quoted(text)}"
-        )
-    return int(match.group(1)), float(_PERIODS[match.group(2)])
+    count, slash, unit = (part.strip() for part in text.partition("/"))
+    unit = unit.removesuffix("s")
+    if not (slash and count.isascii() and count.isdigit() and len(count) <= 9) or (
+        unit not in _PERIODS or int(count) < 1
+    ):
+        raise SettingsError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
+    return int(count), float(_PERIODS[unit])
 
 
 def parse_proxies(text: str) -> list[Network]:
@@ -261,8 +264,8 @@ _ORIGIN = r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?"  # compi
 def parse_frame_ancestors(text: str) -> list[str]:
     """Origins (`https://www.firm.example`, `https://*.firm.example`) or `self`; nothing that
     could add another directive to the Content-Security-Policy."""
-    sources = []
-    for item in filter(None, re.split(r"[\s,]+", text.strip())):
+    sources: list[str] = []
+    for item in text.replace(",", " ").split():
         if item.strip("'").lower() == "self":
             sources.append("'self'")
         elif re.fullmatch(_ORIGIN, item):
