@@ -88,13 +88,34 @@ def postgres_schema() -> Iterator[str]:
     try:
         yield f"{PG_URL}?options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        _drop_schema(schema)
+
+
+def _drop_schema(schema: str) -> None:
+    """Drop a test's schema even while servers of the test still use it: end the sessions that
+    hold locks in it, and try again if the drop still meets one of them (a deadlock)."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for attempt in range(5):
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE pid <> pg_backend_pid() AND query LIKE %s",
                 (f"%{schema}%",),
             )
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # a test may drop it
+            conn.execute(
+                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                "JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND l.pid <> pg_backend_pid()",
+                (schema,),
+            )
+            try:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # a test may drop it
+                return
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+                if attempt == 4:
+                    raise
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -176,6 +197,38 @@ def no_keyring() -> Iterator[None]:
 # -- a real SMTP server ---------------------------------------------------------------------------
 
 
+def closing_controller(factory: Any = None) -> Any:
+    """An aiosmtpd Controller class whose stop() first closes every session still open.
+
+    The delivery process keeps its SMTP connections open between messages; a sink stopped
+    while one is open would leave its socket to the garbage collector (a ResourceWarning,
+    an error under `-W error`). `factory(controller)` makes the SMTP instance, if given.
+    """
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    class ClosingController(Controller):  # type: ignore[misc]
+        def factory(self) -> Any:
+            smtp = factory(self) if factory is not None else super().factory()
+            self.__dict__.setdefault("sessions", []).append(smtp)
+            return smtp
+
+        def stop(self, no_assert: bool = False) -> None:
+            async def close_sessions() -> None:
+                for smtp in self.__dict__.get("sessions", []):
+                    if smtp.transport is not None:
+                        smtp.transport.close()
+                await asyncio.sleep(0)  # connection_lost runs: the sockets are closed
+                await asyncio.sleep(0)
+
+            if self.loop.is_running():
+                asyncio.run_coroutine_threadsafe(close_sessions(), self.loop).result(10)
+            super().stop(no_assert)
+
+    return ClosingController
+
+
 @dataclass
 class SmtpSink:
     """aiosmtpd on 127.0.0.1; collects what it receives; can refuse chosen recipients."""
@@ -188,8 +241,6 @@ class SmtpSink:
     _controller: Any = None
 
     def start(self) -> None:
-        from aiosmtpd.controller import Controller
-
         sink = self
 
         class Handler:
@@ -228,7 +279,8 @@ class SmtpSink:
                 )
 
             kwargs = {"authenticator": authenticator, "auth_require_tls": False}
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
+        controller = closing_controller()
+        self._controller = controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
 
     def stop(self) -> None:

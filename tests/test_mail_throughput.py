@@ -24,7 +24,14 @@ from leadctl.resumes import check_resume
 from leadctl.settings import Settings, SettingsError
 from leadctl.states import MessageStatus
 from tests import samples
-from tests.conftest import free_port, make_settings, smtp_settings, submit, wait_until
+from tests.conftest import (
+    closing_controller,
+    free_port,
+    make_settings,
+    smtp_settings,
+    submit,
+    wait_until,
+)
 
 BURST = 150  # leads: 300 messages, enough for every connection to carry many
 
@@ -63,11 +70,8 @@ class CountingSink:
                     sink.open_now -= 1
                 super().connection_lost(exc)
 
-        class CountingController(Controller):
-            def factory(self) -> SMTP:
-                return Counted(self.handler, **self.SMTP_kwargs)
-
-        controller = CountingController(Handler(), hostname="127.0.0.1", port=self.port)
+        counting = closing_controller(lambda c: Counted(c.handler, **c.SMTP_kwargs))
+        controller = counting(Handler(), hostname="127.0.0.1", port=self.port)
         controller.start()
         return controller
 
