@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from intake import errors, public
 from intake.metrics import Metrics, metrics
 from intake.observability import observe
-from intake.ratelimit import RateLimiter, SharedRateLimiter, shared_limit
+from intake.ratelimit import RateLimiter, SharedRateLimiter
 from intake.readiness import file_identity, ready
 from intake.security import security_headers
 from intake.staff import STAFF_ROUTES
@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             settings,
             GroupCommitWriter(),
             limiter=limiter,
-            trusted_proxies=settings.proxy_networks,
             form_secret=submissions.shared_secret("form-token"),
         )
         worker = None
@@ -86,7 +85,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
         ],
         lifespan=[lifespan],
-        middleware=[security_headers(settings), shared_limit, public.flood_gate],
+        middleware=[security_headers(settings), public.flood_gate],
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,

@@ -36,7 +36,7 @@ from leadctl.states import MessageStatus
 
 log = logging.getLogger("intake")
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # set by `leadctl serve --workers N`
-# A submission takes ~5 ms; a 10 MiB resume over a slow line, seconds.
+# From a few milliseconds for a submission to seconds for a 10 MiB resume over a slow line.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

@@ -109,6 +109,7 @@ def observe(app: ASGIApp, trusted: list[Network], metrics: Metrics | None) -> AS
 def _log_access(scope: Scope, status: int, seconds: float, rid: str, client: str) -> None:
     method = visible(scope.get("method", "-"))
     path = visible(scope["path"])  # a path may carry an escape sequence for a terminal
+    client = visible(client)  # a trusted proxy's X-Forwarded-For may carry one too
     reference = scope.get("state", {}).get("lead_reference")
     millis = round(seconds * 1000, 1)
     access_log.info(
@@ -118,7 +119,7 @@ def _log_access(scope: Scope, status: int, seconds: float, rid: str, client: str
         status,
         millis,
         reference or "-",
-        visible(client),
+        client,
         rid,
         # The same facts as fields, for LEADS_LOG_FORMAT=json.
         extra={
@@ -126,7 +127,7 @@ def _log_access(scope: Scope, status: int, seconds: float, rid: str, client: str
             "path": path,
             "status": status,
             "duration_ms": millis,
-            "client": visible(client),
+            "client": client,
             "request_id": rid,
             "lead": reference,
         },

@@ -63,7 +63,7 @@ def flood_gate(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["route_handler"].opt.get(RATE_LIMITED) if scope["type"] == "http" else None
         intake: Intake | None = scope["litestar_app"].state.get("intake") if kind else None
-        wait = intake.retry_after(scope) if intake is not None else None
+        wait = await intake.retry_after(scope) if intake is not None else None
         if intake is None or wait is None:
             await app(scope, receive, send)
             return
@@ -141,7 +141,7 @@ async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
         submitted = await store_submission(form, intake, key=key)
     except FormError as exc:
         return error_response(exc.status, [(exc.field, str(exc))])  # type: ignore[return-value]
-    intake.accepted(request, submitted)
+    await intake.accepted(request, submitted)
     _note_outcome(request, submitted)
     lead = submitted.lead
     return Response(
@@ -180,7 +180,7 @@ async def submit_form(request: Request, state: State) -> Response[str]:
         return _form_again(
             intake, form, status, [(field or "form", message) for field, message in pairs]
         )
-    intake.accepted(request, submitted)
+    await intake.accepted(request, submitted)
     _note_outcome(request, submitted)
     return Response(
         confirmation_page(submitted.lead.first_name, submitted.lead.reference),

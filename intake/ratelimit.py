@@ -9,25 +9,15 @@ so N servers behind a load balancer allow the limit once, not N times.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import math
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, cast
 
-import anyio.to_thread
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 
 from leadctl import fastpath
 from leadctl.settings import Network
-
-log = logging.getLogger(__name__)
-
-# Keys of the request's scope through which `shared_limit` hands the shared log's answer to
-# `Intake.retry_after` (checked before the body is read) and takes `Intake.accepted`'s count.
-WAIT_KEY = "leadctl.retry_after"
-COUNT_KEY = "leadctl.count_client"
 
 
 class RateLimiter:
@@ -67,7 +57,7 @@ class RateLimiter:
 
 class SharedRateLimiter:
     """The same sliding log kept in PostgreSQL (leadctl.fastpath). Its calls block on the
-    database: `shared_limit` runs them in a thread, never on the event loop."""
+    database: `Intake` runs them in a thread, never on the event loop."""
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
@@ -78,44 +68,6 @@ class SharedRateLimiter:
 
     def record(self, client: str) -> None:
         fastpath.record_rate_hit(client, self.period)
-
-
-def shared_limit(app: ASGIApp) -> ASGIApp:
-    """Middleware (outside `flood_gate`) that asks the shared log on a worker thread.
-
-    Before the handler: the client's wait, left in the scope for `flood_gate`. After an accepted
-    submission: its hit is stored before the answer's first byte leaves, so a client that waits
-    for its 201 is always counted by the time it sends again, on whichever server. If the
-    database cannot answer, the request goes on uncounted: the submission itself then gets the
-    usual "try again" answer, and a working database is not made to wait on the limiter.
-    """
-    from intake.public import RATE_LIMITED  # public imports this module
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["route_handler"].opt.get(RATE_LIMITED) if scope["type"] == "http" else None
-        state = scope["litestar_app"].state
-        limiter = getattr(state.get("intake"), "limiter", None) if kind else None
-        if not isinstance(limiter, SharedRateLimiter):
-            await app(scope, receive, send)
-            return
-        shared = cast(dict[str, Any], scope)
-        client = client_address(scope, state.intake.trusted_proxies)
-        try:
-            shared[WAIT_KEY] = await anyio.to_thread.run_sync(limiter.retry_after, client)
-        except Exception:  # the submission itself reports the database's state
-            log.warning("the shared rate limit could not be read", exc_info=True)
-
-        async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and shared.pop(COUNT_KEY, False):
-                try:
-                    await anyio.to_thread.run_sync(limiter.record, client)
-                except Exception:  # the lead is stored: its answer must go out
-                    log.warning("the shared rate limit could not count a submission", exc_info=True)
-            await send(message)
-
-        await app(scope, receive, counting_send)
-
-    return middleware
 
 
 def client_address(scope: Scope, trusted: list[Network]) -> str:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
+import anyio.to_thread
 from litestar import Request
 from litestar.types import Scope
 
 from intake.form_parser import ParsedForm, parse_form
-from intake.ratelimit import COUNT_KEY, WAIT_KEY, RateLimiter, SharedRateLimiter, client_address
+from intake.ratelimit import RateLimiter, SharedRateLimiter, client_address
 from leadctl import submissions
 from leadctl.errors import InvalidInput, UnsupportedResume
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
 from leadctl.validation import check_prospect
 
+log = logging.getLogger(__name__)
 TEXT_FIELDS = ("first_name", "last_name", "email")
 HONEYPOT = "website"
 
@@ -32,9 +34,6 @@ class Intake:
     settings: Settings
     writer: Executor
     limiter: RateLimiter | SharedRateLimiter | None = None
-    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(
-        default_factory=list
-    )
     form_secret: bytes = b""
     wake_worker: Any = None
 
@@ -42,23 +41,34 @@ class Intake:
         if callable(self.wake_worker):
             self.wake_worker()
 
-    def retry_after(self, scope: Scope) -> int | None:
+    def client(self, scope: Scope) -> str:
+        """Who is asking, by the one rule (`LEADS_TRUSTED_PROXIES`)."""
+        return client_address(scope, self.settings.proxy_networks)
+
+    async def retry_after(self, scope: Scope) -> int | None:
         """Seconds the client of this request must wait before another submission, or None."""
         if self.limiter is None:
             return None
-        if isinstance(self.limiter, SharedRateLimiter):  # asked already, off the event loop
-            wait: int | None = cast(dict[str, Any], scope).get(WAIT_KEY)
-            return wait
-        return self.limiter.retry_after(client_address(scope, self.trusted_proxies))
+        if isinstance(self.limiter, SharedRateLimiter):
+            try:  # the database: off the event loop
+                return await anyio.to_thread.run_sync(self.limiter.retry_after, self.client(scope))
+            except Exception:  # the submission itself then reports the database's state
+                log.warning("the shared rate limit could not be read", exc_info=True)
+                return None
+        return self.limiter.retry_after(self.client(scope))
 
-    def accepted(self, request: Request, submitted: submissions.Submitted) -> None:
-        """Count an accepted submission against its client (a replayed answer is free)."""
+    async def accepted(self, request: Request, submitted: submissions.Submitted) -> None:
+        """Count an accepted submission against its client (a replayed answer is free), before
+        its answer leaves: a client that waits for its 201 is counted when it sends again."""
         if self.limiter is None or submitted.replayed:
             return
-        if isinstance(self.limiter, SharedRateLimiter):  # stored by ratelimit.shared_limit
-            cast(dict[str, Any], request.scope)[COUNT_KEY] = True
+        if isinstance(self.limiter, SharedRateLimiter):
+            try:
+                await anyio.to_thread.run_sync(self.limiter.record, self.client(request.scope))
+            except Exception:  # the lead is stored: its answer must go out
+                log.warning("the shared rate limit could not count a submission", exc_info=True)
             return
-        self.limiter.record(client_address(request.scope, self.trusted_proxies))
+        self.limiter.record(self.client(request.scope))
 
 
 async def read_submission(request: Request, intake: Intake) -> ParsedForm:
