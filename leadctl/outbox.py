@@ -31,9 +31,16 @@ BACKOFF_CAP = timedelta(hours=1)
 
 
 def message_row(
-    composed: Composed, *, settings: Settings, purpose: str, lead: Lead | None, now: datetime
+    composed: Composed,
+    *,
+    settings: Settings,
+    purpose: str,
+    lead: Lead | None,
+    now: datetime,
+    mailbox: str | None = None,
 ) -> dict[str, Any]:
-    """One outbox row to insert in the transaction of the change that causes the message."""
+    """One outbox row to insert in the transaction of the change that causes the message;
+    `mailbox` is a confirmation's (what the one-per-hour cap counts)."""
     hint = f"{lead.reference}.{purpose}" if lead is not None else purpose
     return {
         "lead": lead.id if lead is not None else None,
@@ -47,6 +54,7 @@ def message_row(
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
+        "mailbox": mailbox,
     }
 
 

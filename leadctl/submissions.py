@@ -167,10 +167,16 @@ def _notify(
     skip = _confirmation_cap(mailbox, settings, now)
     if skip is None:
         confirm = messages.confirmation(lead.reference, lead.email)
-        row = outbox.message_row(
-            confirm, settings=settings, purpose="confirmation", lead=lead, now=now
+        rows.append(
+            outbox.message_row(
+                confirm,
+                settings=settings,
+                purpose="confirmation",
+                lead=lead,
+                now=now,
+                mailbox=mailbox,
+            )
         )
-        rows.append({**row, "mailbox": mailbox})
     else:
         history.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
     notify = messages.notification(
@@ -185,8 +191,9 @@ def _notify(
         recipient=attorney.email if attorney else settings.intake_email,
         assigned=attorney is not None,
     )
-    row = outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
-    rows.append({**row, "mailbox": None})  # one INSERT takes rows of the same fields
+    rows.append(
+        outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
+    )
     fastpath.insert_rows(OutboxMessage, rows)
     return history
 
