@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from leadctl.db import location, mask_url
 from leadctl.envfile import ENV_FILE_VARIABLE, quoted
 from leadctl.errors import LeadctlError
 from leadctl.settings import Origin, Settings, SettingsError, Sources, convert
@@ -82,24 +83,8 @@ def shown(entry: Entry) -> Any:
     return entry.value
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password, if any, replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return parts._replace(netloc=f"{user}:{MASK}@{host}").geturl()
-
-
 def view(sources: Sources, overrides: Mapping[str, str]) -> dict[str, Any]:
     """`leadctl config --json`: the env file, the database's location, and every setting."""
-    from leadctl.db import location
-
     found = entries(sources, overrides)
     url = next(e.value for e in found if e.name == "LEADS_DATABASE_URL")
     try:
@@ -251,7 +236,7 @@ def _check_database(s: Settings, report: Report) -> None:
     """Reachable and at this leadctl's schema, without creating anything."""
     from leadctl import db, schema
 
-    where = db.location(s.database_url)
+    where = location(s.database_url)
     report.checked.append(f"database {where}")
     try:
         database = db.bind(s.database_url, s.sqlite_busy_timeout_ms, create=False)

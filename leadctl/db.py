@@ -77,12 +77,21 @@ def location(url: str) -> str:
     its password."""
     if url.startswith("sqlite:///") and sqlite_path(url) != ":memory:":
         return os.path.abspath(sqlite_path(url))
-    parts = urlsplit(url)
-    if parts.password is None:
+    return mask_url(url)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password, if any, replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
         return url
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return parts._replace(netloc=user + host).geturl()
+    if not password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def no_database(url: str, why: str = "does not exist") -> NoDatabase:
