@@ -16,8 +16,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 
-from leadctl.db import sqlite_path
-from leadctl.models import OutboxMessage, database
+from leadctl.db import sqlite_path, unanswered
+from leadctl.models import OutboxMessage
 from leadctl.schema import SCHEMA_VERSION, current_version
 from leadctl.settings import Settings
 from leadctl.states import MessageStatus
@@ -81,11 +81,9 @@ def _database(settings: Settings, opened: tuple[int, int] | None) -> Check:
             False,
             "the SQLite file the server opened was removed or replaced; restore it and restart",
         )
-    try:
-        database.obj.execute_sql("SELECT 1").fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        database.obj.close()  # the next poll connects afresh
-        return Check("database", False, f"the database does not answer ({type(exc).__name__})")
+    failure = unanswered()
+    if failure is not None:
+        return Check("database", False, f"the database does not answer ({failure})")
     return Check("database", True, "answers")
 
 

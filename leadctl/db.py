@@ -158,10 +158,16 @@ def close_connection() -> None:
 
 def ping() -> bool:
     """True when the database answers a trivial query."""
+    return unanswered() is None
+
+
+def unanswered() -> str | None:
+    """None when the database answers a trivial query, else the kind of failure; a failed
+    connection is closed, so the next try connects afresh."""
     try:
         database.obj.execute_sql("SELECT 1").fetchone()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         with contextlib.suppress(Exception):
             database.obj.close()
-        return False
+        return type(exc).__name__
