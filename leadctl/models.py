@@ -126,6 +126,24 @@ class Lead(BaseModel):
     # Suspected spam (honeypot, form sent back too fast): kept apart, outside every list.
     quarantined = BooleanField(default=False)
     quarantine_reason = CharField(max_length=100, null=True)
+    # The address as compared: `email_key(email)`. A returning prospect is the same person
+    # whatever the case they type; `person show` finds every lead under any case.
+    email_key = CharField(max_length=320, default="")
+    # The name as the conflict check compares it: `names.name_key(first last)`.
+    name_key = CharField(max_length=400, default="")
+    # What the prospect agreed to: when, and the SHA-256 of the exact disclaimer shown.
+    consent_at = UtcDateTimeField(null=True)
+    disclaimer_version = CharField(max_length=64, null=True)
+    # A resume given as a link instead of a file (never fetched); a lead has one or the other.
+    resume_url = TextField(null=True)
+    # Speed to lead: the one reminder to its attorney and the one escalation to the inbox.
+    reminded_at = UtcDateTimeField(null=True)
+    escalated_at = UtcDateTimeField(null=True)
+    # Erasure leaves a tombstone: these keyed hashes (HMAC with the `erasure` secret) of the
+    # name key and the email key let a later check report the match without the data.
+    erased_at = UtcDateTimeField(null=True)
+    erased_name_hash = CharField(max_length=64, null=True)
+    erased_email_hash = CharField(max_length=64, null=True)
 
     class Meta:
         indexes = (
@@ -140,6 +158,38 @@ class Lead(BaseModel):
             # `stats`: the firm's percentiles; `--overdue`: old PENDING leads.
             (("quarantined", "state", "reached_out_seconds"), False),
             (("quarantined", "state", "created_at"), False),
+            (("email_key", "quarantined"), False),
+            (("name_key",), False),
+            (("erased_name_hash",), False),
+            (("erased_email_hash",), False),
+        )
+
+
+class Party(BaseModel):
+    """Someone on the firm's list of parties (clients, adverse parties, others), for conflicts."""
+
+    id = AutoField()
+    name = CharField(max_length=300)
+    role = CharField(max_length=20)  # client, adverse or other
+    matter = CharField(max_length=300, default="")
+    name_key = CharField(max_length=400, index=True)
+    created_at = UtcDateTimeField()
+
+
+class NameToken(BaseModel):
+    """One word of a lead's or a party's folded name: the conflict check finds partial matches
+    ("Zoe Nunez" in "Zoe Maria Nunez") by word, from an index instead of a scan."""
+
+    token = CharField(max_length=100)
+    lead = ForeignKeyField(Lead, null=True, on_delete="CASCADE")
+    party = ForeignKeyField(Party, null=True, on_delete="CASCADE")
+
+    class Meta:
+        primary_key = False
+        indexes = (
+            (("token",), False),
+            (("lead",), False),
+            (("party",), False),
         )
 
 
@@ -253,5 +303,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     IdempotencyKey,
     AppSecret,
     RateLimitHit,
+    Party,
+    NameToken,
     SchemaVersion,
 ]

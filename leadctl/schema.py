@@ -15,16 +15,28 @@ from leadctl.transactions import write_transaction
 log = logging.getLogger(__name__)
 
 
+def _add_with_default(db: Database, table: str, column: str, sql_type: str, default: str) -> None:
+    """A NOT NULL column with a default, by plain DDL. Peewee's migrator adds it as NULL and
+    then rebuilds SQLite's table to forbid NULL; dropping the old `lead` table on the way
+    cascaded to every resume, event and email (upgrades from version 1 lost them all)."""
+    db.execute_sql(
+        f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type} NOT NULL DEFAULT {default}'
+    )
+
+
 def _v2_quarantine_idempotency(db: Database) -> None:
     """Quarantined leads, idempotency keys, shared secrets, and an index for the mail cap."""
-    from peewee import BooleanField, CharField
+    from peewee import CharField
     from playhouse.migrate import SchemaMigrator, migrate
 
     from leadctl.models import AppSecret, IdempotencyKey
 
+    sqlite = isinstance(db, SqliteDatabase)
+    _add_with_default(
+        db, "lead", "quarantined", "INTEGER" if sqlite else "BOOLEAN", "0" if sqlite else "false"
+    )
     migrator = SchemaMigrator.from_database(db)
     migrate(
-        migrator.add_column("lead", "quarantined", BooleanField(default=False)),
         migrator.add_column("lead", "quarantine_reason", CharField(max_length=100, null=True)),
         migrator.add_index("lead", ("quarantined", "id"), False),
         migrator.add_index("outbox_message", ("purpose", "created_at"), False),
@@ -93,12 +105,72 @@ def _v5_rate_limit_hits(db: Database) -> None:
     db.create_tables([RateLimitHit])
 
 
+def _v6_duties_and_day(db: Database) -> None:
+    """Consent, a resume given as a link, erasure's tombstone, reminders, the compared forms of
+    each lead's email and name, the firm's parties, and the words the conflict check looks up."""
+    from peewee import CharField, TextField
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import UtcDateTimeField
+
+    _add_with_default(db, "lead", "email_key", "VARCHAR(320)", "''")
+    _add_with_default(db, "lead", "name_key", "VARCHAR(400)", "''")
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("lead", "consent_at", UtcDateTimeField(null=True)),
+        migrator.add_column("lead", "disclaimer_version", CharField(max_length=64, null=True)),
+        migrator.add_column("lead", "resume_url", TextField(null=True)),
+        migrator.add_column("lead", "reminded_at", UtcDateTimeField(null=True)),
+        migrator.add_column("lead", "escalated_at", UtcDateTimeField(null=True)),
+        migrator.add_column("lead", "erased_at", UtcDateTimeField(null=True)),
+        migrator.add_column("lead", "erased_name_hash", CharField(max_length=64, null=True)),
+        migrator.add_column("lead", "erased_email_hash", CharField(max_length=64, null=True)),
+    )
+    from leadctl.models import NameToken, Party
+
+    db.create_tables([Party, NameToken])
+    _fill_compared_forms()
+    migrate(
+        migrator.add_index("lead", ("email_key", "quarantined"), False),
+        migrator.add_index("lead", ("name_key",), False),
+        migrator.add_index("lead", ("erased_name_hash",), False),
+        migrator.add_index("lead", ("erased_email_hash",), False),
+    )
+
+
+def _fill_compared_forms(batch: int = 1000) -> None:
+    """Each existing lead's email key, name key and name words, a thousand leads at a time."""
+    from leadctl.models import Lead, NameToken, email_key
+    from leadctl.names import name_key, words
+
+    last = 0
+    while True:
+        rows = list(
+            Lead.select(Lead.id, Lead.first_name, Lead.last_name, Lead.email)
+            .where(Lead.id > last)
+            .order_by(Lead.id)
+            .limit(batch)
+        )
+        if not rows:
+            return
+        tokens = []
+        for lead in rows:
+            full = f"{lead.first_name} {lead.last_name}"
+            lead.email_key, lead.name_key = email_key(lead.email), name_key(full)
+            tokens += [{"token": word, "lead": lead.id} for word in words(full)]
+        Lead.bulk_update(rows, fields=[Lead.email_key, Lead.name_key], batch_size=batch)
+        if tokens:
+            NameToken.insert_many(tokens).execute()
+        last = rows[-1].id
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _v2_quarantine_idempotency,
     3: _v3_stats_and_search,
     4: _v4_confirmation_mailbox,
     5: _v5_rate_limit_hits,
+    6: _v6_duties_and_day,
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

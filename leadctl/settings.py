@@ -7,12 +7,11 @@ SQLite path or folder given in it is resolved against the file's folder.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,26 @@ from leadctl.envfile import (
     read_env_file,
 )
 from leadctl.logs import LOG_FORMATS
+from leadctl.setting_values import (
+    Network,
+    SettingsError,
+    check_mail_concurrency,
+    parse_frame_ancestors,
+    parse_period,
+    parse_proxies,
+    parse_rate,
+    parse_url,
+)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-class SettingsError(ValueError):
-    """A variable holds a value the setting cannot take, or the env file cannot be read."""
+__all__ = [
+    "Network",
+    "Origin",
+    "Settings",
+    "SettingsError",
+    "Sources",
+    "parse_proxies",
+    "parse_rate",
+]
 
 
 def _setting(env: str, default: Any, doc: str, **flags: Any) -> Any:
@@ -173,6 +185,79 @@ class Settings:
         600.0,
         "`/ready` fails when a message has been due this long without being sent (0 = never).",
     )
+    firm_name: str = _setting(
+        "LEADS_FIRM_NAME",
+        "",
+        "The firm's name, as the form, its pages and the emails say it (empty: neutral wording).",
+    )
+    templates_dir: str = _setting(
+        "LEADS_TEMPLATES_DIR",
+        "",
+        "Folder of the firm's own templates: a file there overrides the shipped one of the same "
+        "name (`leadctl config check` renders them all).",
+        path=True,
+    )
+    privacy_url: str = _setting(
+        "LEADS_PRIVACY_URL",
+        "",
+        "The firm's privacy notice (https://…), linked beside the form's disclaimer.",
+    )
+    require_consent: bool = _setting(
+        "LEADS_REQUIRE_CONSENT",
+        True,
+        "A submission must accept the disclaimer (the form's box; the API's `consent=true`).",
+    )
+    retention: str = _setting(
+        "LEADS_RETENTION",
+        "off",
+        "Erase leads older than this (e.g. `730d`, `2y`), checked daily by the delivery worker; "
+        "`off` keeps them.",
+    )
+    attorney_scope: str = _setting(
+        "LEADS_ATTORNEY_SCOPE",
+        "all",
+        "Which leads an attorney may read: `all`, or `own` (their own and the intake inbox's).",
+        choices=("all", "own"),
+    )
+    remind_after: str = _setting(
+        "LEADS_REMIND_AFTER",
+        "24h",
+        "A lead still pending this long sends its attorney one reminder; `off` sends none.",
+    )
+    escalate_after: str = _setting(
+        "LEADS_ESCALATE_AFTER",
+        "48h",
+        "A lead still pending this long sends the intake inbox one escalation; `off` sends none.",
+    )
+    quarantine_digest: str = _setting(
+        "LEADS_QUARANTINE_DIGEST",
+        "1h",
+        "At most one digest of newly quarantined leads to the intake inbox per this period; "
+        "`off` sends none.",
+    )
+    webhook_url: str = _setting(
+        "LEADS_WEBHOOK_URL",
+        "",
+        "Where lead events are POSTed (https://…, or http:// to this machine); empty: none.",
+    )
+    webhook_secret: str = _setting(
+        "LEADS_WEBHOOK_SECRET",
+        "",
+        "Key of each webhook's `X-Leadctl-Signature` (HMAC-SHA256 of the body); needed with a "
+        "webhook URL.",
+        secret=True,
+    )
+    webhook_format: str = _setting(
+        "LEADS_WEBHOOK_FORMAT",
+        "json",
+        'Webhook bodies: `json` (the event), or `slack` (a Slack- or Teams-ready `{"text": …}`).',
+        choices=("json", "slack"),
+    )
+    attach_resume: bool = _setting(
+        "LEADS_ATTACH_RESUME",
+        False,
+        "Attach the resume to the attorney's notification email (`on`/`off`).",
+    )
 
     def __post_init__(self) -> None:
         # Every setting is parsed here, so a bad value fails at start, in one place, in one line.
@@ -182,6 +267,12 @@ class Settings:
                 f"LEADS_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {self.log_format!r}"
             )
         check_mail_concurrency(self.mail_concurrency)
+        _ = self.retention_period, self.remind_after_period, self.escalate_after_period
+        _ = self.quarantine_digest_period
+        parse_url("LEADS_PRIVACY_URL", self.privacy_url)
+        parse_url("LEADS_WEBHOOK_URL", self.webhook_url, loopback_http=True)
+        if self.webhook_url and not self.webhook_secret:
+            raise SettingsError("LEADS_WEBHOOK_SECRET must be set when LEADS_WEBHOOK_URL is")
 
     @cached_property
     def rate(self) -> tuple[int, float] | None:
@@ -197,6 +288,23 @@ class Settings:
     def frame_ancestor_sources(self) -> list[str]:
         """`LEADS_FRAME_ANCESTORS` as CSP sources; empty means no site may frame the pages."""
         return parse_frame_ancestors(self.frame_ancestors)
+
+    @cached_property
+    def retention_period(self) -> timedelta | None:
+        """`LEADS_RETENTION`; None when off."""
+        return parse_period("LEADS_RETENTION", self.retention)
+
+    @cached_property
+    def remind_after_period(self) -> timedelta | None:
+        return parse_period("LEADS_REMIND_AFTER", self.remind_after)
+
+    @cached_property
+    def escalate_after_period(self) -> timedelta | None:
+        return parse_period("LEADS_ESCALATE_AFTER", self.escalate_after)
+
+    @cached_property
+    def quarantine_digest_period(self) -> timedelta | None:
+        return parse_period("LEADS_QUARANTINE_DIGEST", self.quarantine_digest)
 
     @property
     def max_resume_bytes(self) -> int:
@@ -230,54 +338,6 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def parse_rate(text: str) -> tuple[int, float] | None:
-    """`10/minute` → (10, 60.0); `off` → None; SettingsError names the accepted forms.
-
-    Parsed by hand, not by a pattern: every command validates its settings at start-up."""
-    text = text.strip().lower()
-    if text in {"off", "none", "0", ""}:
-        return None
-    count, slash, unit = (part.strip() for part in text.partition("/"))
-    unit = unit.removesuffix("s")
-    if not (slash and count.isascii() and count.isdigit() and len(count) <= 9) or (
-        unit not in _PERIODS or int(count) < 1
-    ):
-        raise SettingsError(f"LEADS_RATE_LIMIT must look like 10/minute or be off, not {text!r}")
-    return int(count), float(_PERIODS[unit])
-
-
-def parse_proxies(text: str) -> list[Network]:
-    networks = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise SettingsError(
-                f"LEADS_TRUSTED_PROXIES: {quoted(item)} is not an address or network"
-            ) from None
-    return networks
-
-
-_ORIGIN = r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?"  # compiled on use
-
-
-def parse_frame_ancestors(text: str) -> list[str]:
-    """Origins (`https://www.firm.example`, `https://*.firm.example`) or `self`; nothing that
-    could add another directive to the Content-Security-Policy."""
-    sources: list[str] = []
-    for item in text.replace(",", " ").split():
-        if item.strip("'").lower() == "self":
-            sources.append("'self'")
-        elif re.fullmatch(_ORIGIN, item):
-            sources.append(item.lower())
-        else:
-            raise SettingsError(
-                f"LEADS_FRAME_ANCESTORS: {quoted(item)} is not an origin like "
-                "https://www.firm.example"
-            )
-    return sources
-
-
 def setting_docs() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting, in declaration order, after the
     variable that names the env file."""
@@ -302,21 +362,17 @@ def convert(f: dataclasses.Field[Any], raw: str) -> Any:
     return value
 
 
-MAX_MAIL_CONCURRENCY = 64
-
-
-def check_mail_concurrency(value: int) -> None:
-    if not 1 <= value <= MAX_MAIL_CONCURRENCY:
-        raise SettingsError(
-            f"LEADS_MAIL_CONCURRENCY must be 1 to {MAX_MAIL_CONCURRENCY}, not {value}"
-        )
-
-
 _PARSED: dict[str, Callable[[Any], object]] = {
     "mail_concurrency": check_mail_concurrency,
     "rate_limit": parse_rate,
     "trusted_proxies": parse_proxies,
     "frame_ancestors": parse_frame_ancestors,
+    "retention": lambda text: parse_period("LEADS_RETENTION", text),
+    "remind_after": lambda text: parse_period("LEADS_REMIND_AFTER", text),
+    "escalate_after": lambda text: parse_period("LEADS_ESCALATE_AFTER", text),
+    "quarantine_digest": lambda text: parse_period("LEADS_QUARANTINE_DIGEST", text),
+    "privacy_url": lambda text: parse_url("LEADS_PRIVACY_URL", text),
+    "webhook_url": lambda text: parse_url("LEADS_WEBHOOK_URL", text, loopback_http=True),
 }
 
 

@@ -12,7 +12,18 @@ from leadctl import events, fastpath
 from leadctl.assignment import choose_attorney
 from leadctl.errors import Conflict, LeadctlError
 from leadctl.leads import find, fold, lead_dict
-from leadctl.models import AppSecret, Attorney, Event, IdempotencyKey, Lead, OutboxMessage, Resume
+from leadctl.models import (
+    AppSecret,
+    Attorney,
+    Event,
+    IdempotencyKey,
+    Lead,
+    NameToken,
+    OutboxMessage,
+    Resume,
+    email_key,
+)
+from leadctl.names import name_key, words
 from leadctl.settings import Settings
 from leadctl.states import State
 from leadctl.timeutil import utcnow
@@ -117,12 +128,15 @@ def _earlier_answer(
 def _insert_lead(
     prospect: Prospect, attorney: Attorney | None, now: datetime, quarantine_reason: str | None
 ) -> Lead:
+    full_name = f"{prospect.first_name} {prospect.last_name}"
     fields: dict[str, Any] = {
         "reference": "",
         "first_name": prospect.first_name,
         "last_name": prospect.last_name,
         "email": prospect.email,
-        "search_key": fold(f"{prospect.first_name} {prospect.last_name} {prospect.email}"),
+        "email_key": email_key(prospect.email),
+        "name_key": name_key(full_name),
+        "search_key": fold(f"{full_name} {prospect.email}"),
         "state": State.PENDING.value,
         "attorney": attorney,
         "created_at": now,
@@ -136,6 +150,9 @@ def _insert_lead(
         fields["reference"] = new_reference()
         lead_id = fastpath.insert_lead(fields)
         if lead_id is not None:
+            tokens = [{"token": word, "lead": lead_id} for word in words(full_name)]
+            if tokens:
+                fastpath.insert_rows(NameToken, tokens)
             return Lead(id=lead_id, **fields)
     raise LeadctlError("could not allocate a unique reference; try again")
 

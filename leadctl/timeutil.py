@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks", "y": "days"}
+_SCALE = {"y": 365}  # a year as 365 days: retention periods, `purge --older-than 2y`
 MAX_DURATION = timedelta(days=36500)  # a century: longer is a typo, and would overflow dates
 
 
@@ -22,13 +23,14 @@ def iso(value: datetime | None) -> str | None:
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `24h`, `7d`, `2w` → timedelta; ValueError names the accepted forms."""
+    """`90s`, `15m`, `24h`, `7d`, `2w`, `2y` → timedelta; ValueError names the accepted forms."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(
-            f"{text!r} is not a duration; use a number and a unit, like 30m, 24h or 7d"
+            f"{text!r} is not a duration; use a number and a unit, like 30m, 24h, 7d or 2y"
         )
-    amount, unit = float(match.group(1)), match.group(2).lower()
+    unit = match.group(2).lower()
+    amount = float(match.group(1)) * _SCALE.get(unit, 1)
     try:
         duration = timedelta(**{_UNITS[unit]: amount})
     except OverflowError:

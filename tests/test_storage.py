@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from peewee import IntegrityError
 
-from leadctl import attorneys, db, leads, schema, submissions
+from leadctl import attorneys, db, leads, names, schema, submissions
 from leadctl.errors import InvalidTransition, NotFound
 from leadctl.models import Event, Lead, OutboxMessage, Resume, SchemaVersion
 from leadctl.resumes import check_resume
@@ -203,6 +203,38 @@ def test_schema_is_versioned_and_an_outdated_one_is_refused(
     assert SchemaVersion.select().count() == 2
 
 
+V6_LEAD_COLUMNS = (
+    "email_key",
+    "name_key",
+    "consent_at",
+    "disclaimer_version",
+    "resume_url",
+    "reminded_at",
+    "escalated_at",
+    "erased_at",
+    "erased_name_hash",
+    "erased_email_hash",
+)
+
+
+def _undo_version_6(conn: Any) -> None:
+    """Take away what schema version 6 added: the lead's new columns, parties and name words."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from leadctl.models import NameToken, Party
+
+    conn.drop_tables([NameToken, Party])
+    migrator = SchemaMigrator.from_database(conn)
+    migrate(
+        *(
+            migrator.drop_index("lead", f"lead_{columns}")
+            for columns in ("email_key_quarantined", "name_key", "erased_name_hash")
+        ),
+        migrator.drop_index("lead", "lead_erased_email_hash"),
+        *(migrator.drop_column("lead", column) for column in V6_LEAD_COLUMNS),
+    )
+
+
 def _undo_version_4(conn: Any) -> None:
     """Take away what schema version 4 added: the confirmations' mailbox and its index."""
     from playhouse.migrate import SchemaMigrator, migrate
@@ -270,13 +302,17 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
     from leadctl.models import database
 
     made = _submit(core).lead
+    kept = (Resume.select().count(), OutboxMessage.select().count(), Event.select().count())
     conn = database.obj
+    _undo_version_6(conn)
     _undo_version_4(conn)
     _undo_version_3(conn)
     _undo_version_2(conn)
     _set_version(1)
     upgraded = Lead.get_by_id(made.id)
     assert upgraded.reference == made.reference and upgraded.quarantined is False
+    # Nothing that hangs off a lead is lost when a column is added to it.
+    assert (Resume.select().count(), OutboxMessage.select().count(), Event.select().count()) == kept
     assert {c.name for c in conn.get_columns("lead")} >= {"quarantined", "quarantine_reason"}
     assert conn.table_exists("idempotency_key") and conn.table_exists("app_secret")
     _submit(core, "after@example.com")  # the upgraded database takes new leads
@@ -292,6 +328,7 @@ def test_a_version_2_database_gets_durations_and_a_search_index(
     made = [_submit(core, f"old{i}@example.com").lead.id for i in range(3)]
     _reach_out_after(made[0], 2, monkeypatch)
     _reach_out_after(made[1], 4, monkeypatch)
+    _undo_version_6(database.obj)
     _undo_version_4(database.obj)
     _undo_version_3(database.obj)
     _set_version(2)
@@ -311,6 +348,7 @@ def test_a_version_3_database_counts_recent_confirmations_by_mailbox(core: Setti
     from leadctl.models import database
 
     _submit(core, "Jane+old@Example.com")
+    _undo_version_6(database.obj)
     _undo_version_4(database.obj)
     assert "mailbox" not in {c.name for c in database.obj.get_columns("outbox_message")}
     _set_version(3)
@@ -322,6 +360,23 @@ def test_a_version_3_database_counts_recent_confirmations_by_mailbox(core: Setti
     indexes = {i.name for i in database.obj.get_indexes("outbox_message")}
     assert "outbox_message_mailbox_purpose_created_at" in indexes
     assert "outbox_message_recipient_purpose_created_at" not in indexes
+
+
+def test_a_version_5_database_gets_compared_emails_and_names(core: Settings) -> None:
+    """The upgrade to 6 keys every existing lead's email and name, and indexes its name words."""
+    from leadctl.models import NameToken, database
+
+    made = _submit(core, "Zoe.Nunez@Example.com").lead
+    _undo_version_6(database.obj)
+    assert "email_key" not in {c.name for c in database.obj.get_columns("lead")}
+    _set_version(5)
+    upgraded = Lead.get_by_id(made.id)
+    assert upgraded.email_key == "zoe.nunez@example.com"
+    assert upgraded.name_key == " ".join(sorted(names.words(f"{made.first_name} {made.last_name}")))
+    assert upgraded.consent_at is None and upgraded.erased_at is None
+    tokens = {t.token for t in NameToken.select().where(NameToken.lead == made.id)}
+    assert tokens == set(upgraded.name_key.split())
+    assert {c.name for c in database.obj.get_columns("lead")} >= set(V6_LEAD_COLUMNS)
 
 
 def test_a_reference_clash_is_retried_not_failed(

@@ -1,0 +1,37 @@
+"""Names as the conflict check compares them: case, accents, punctuation and word order ignored."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Words that say what kind of entity a name is, not which one: "ACME Holdings, LLC" is
+# "Acme Holdings".
+ENTITY_WORDS = frozenset(
+    {
+        "ag", "co", "company", "corp", "corporation", "gmbh", "inc", "incorporated", "limited",
+        "llc", "llp", "lp", "ltd", "pc", "plc", "pllc", "sa", "the",
+    }
+)  # fmt: skip
+MAX_WORDS = 20  # a name is a few words; a pasted essay must not cost a query per word
+MAX_WORD = 100  # NameToken.token's length
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """The distinct folded words of a name, in order: `"Ñúñez, Zoë"` → `["nunez", "zoe"]`."""
+    decomposed = unicodedata.normalize("NFKD", text[:2000])
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(plain.replace("_", " ")):
+        if word not in ENTITY_WORDS and word not in seen:
+            seen[word[:MAX_WORD]] = None
+            if len(seen) == MAX_WORDS:
+                break
+    return list(seen)
+
+
+def name_key(text: str) -> str:
+    """The folded words in alphabetical order: the same key whatever their order or spelling
+    of case, accents and punctuation (`"Zoe Nunez"` and `"Ñúñez, Zoë"` → `"nunez zoe"`)."""
+    return " ".join(sorted(words(text)))
