@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from intake import errors, public
+from intake.conflict_routes import ROUTES as CONFLICT_ROUTES
 from intake.metrics import Metrics, metrics
 from intake.observability import observe
 from intake.ratelimit import RateLimiter, SharedRateLimiter
@@ -82,7 +83,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             *([metrics] if collected is not None else []),  # off: 404, as for any unknown path
             public.stylesheet,
             # One router for /api/v1: the public POST and the staff GET share /api/v1/leads.
-            Router(path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES]),
+            Router(
+                path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES, *CONFLICT_ROUTES]
+            ),
         ],
         lifespan=[lifespan],
         middleware=[security_headers(settings), public.flood_gate],

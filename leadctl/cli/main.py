@@ -88,6 +88,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "leadctl.cli.db_commands": ("db",),
     "leadctl.cli.session_commands": ("login", "logout", "whoami"),
     "leadctl.cli.config_commands": ("config",),
+    "leadctl.cli.conflict_commands": ("conflicts", "parties"),
+    "leadctl.cli.privacy_commands": ("erase", "person", "purge", "history"),
 }
 _OPTIONS_WITH_VALUE = {"--db", "--server", "--as", "--env-file"}
 _registered: set[str] = set()

@@ -1,0 +1,5 @@
+"""(being written this session)"""
+
+from typing import Any
+
+ROUTES: list[Any] = []
