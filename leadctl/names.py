@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 
@@ -35,3 +37,12 @@ def name_key(text: str) -> str:
     """The folded words in alphabetical order: the same key whatever their order or spelling
     of case, accents and punctuation (`"Zoe Nunez"` and `"Ñúñez, Zoë"` → `"nunez zoe"`)."""
     return " ".join(sorted(words(text)))
+
+
+def keyed_hash(value: str) -> str:
+    """HMAC-SHA256 of `value` with the database's `erasure` secret. An erased lead keeps this of
+    its name key and email key instead of the data; a later check of the same name or address
+    computes the same hash and finds the tombstone, and nothing can be read back from it."""
+    from leadctl.submissions import shared_secret
+
+    return hmac.new(shared_secret("erasure"), value.encode(), hashlib.sha256).hexdigest()
