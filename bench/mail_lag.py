@@ -2,12 +2,14 @@
 last email at an SMTP sink, with CPU per lead (server, delivery and PostgreSQL processes).
 
     python bench/mail_lag.py [--duration 20] [--rounds 2] [--concurrency 4 1] [--before DIR]
+                             [--after DIR]
 
 Needs `wrk`. Each round runs every configuration once, in turn, so that a noisy neighbour
 touches them alike: SQLite with one server process, PostgreSQL (127.0.0.1:5432, db `test`,
 a fresh schema per run) with one and two; each with every LEADS_MAIL_CONCURRENCY given, and
 with `--before DIR` also with the code in DIR (e.g. `git archive HEAD leadctl intake | tar -x
--C DIR`), put first on the server's PYTHONPATH.
+-C DIR`), put first on the server's PYTHONPATH. `--after DIR` does the same for the code
+under test (HEAD plus the change alone, while the working tree holds other unfinished work).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def run(
     args: argparse.Namespace,
     env: dict[str, str],
     code: str | None = None,
+    label: str | None = None,
 ) -> str:
     sink = Sink()
     port = free_port()
@@ -121,7 +124,8 @@ def run(
         cpu = cpu_server + cpu_delivery + cpu_pg
         per = 1000 / max(leads, 1)
         return (
-            f"{kind:10} workers={workers} {'BEFORE' if code else f'concurrency={concurrency}'}: intake {result['rps']:6.1f} leads/s "
+            f"{kind:10} workers={workers} {label or ''} concurrency={concurrency}: "
+            f"intake {result['rps']:6.1f} leads/s "
             f"(p99 {result['p99']:.0f} ms, errors {result['errors']}); mail during load "
             f"{at_end / load:6.1f}/s vs {2 * leads / load:6.1f}/s written; after: {count - at_end} more "
             f"at {after:6.1f}/s; LAG {lag:5.2f} s; {count}/{expected} emails; "
@@ -141,6 +145,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 1])
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     parser.add_argument("--before", default=None, help="a folder holding the older code")
+    parser.add_argument("--after", default=None, help="a folder holding the code under test")
     args = parser.parse_args()
     print(cpu_reference())
     scratch = Path(tempfile.mkdtemp(prefix="leadctl-lag-"))
@@ -155,9 +160,13 @@ def main() -> None:
         print(f"round {round_ + 1}: {cpu_reference()}", flush=True)
         for kind, workers in configs:
             for concurrency in args.concurrency:
-                print(run(kind, workers, concurrency, args, env), flush=True)
-            if args.before:
-                print(run(kind, workers, 1, args, env, code=args.before), flush=True)
+                now = "AFTER" if args.after else "now"
+                print(run(kind, workers, concurrency, args, env, args.after, now), flush=True)
+                if args.before:
+                    print(
+                        run(kind, workers, concurrency, args, env, args.before, "BEFORE"),
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -96,15 +96,28 @@ class Server:
 
 @contextlib.contextmanager
 def smtp_server(
-    *, smtputf8: bool = True, stall_rcpt: str | None = None, authenticator: Any = None
+    *,
+    smtputf8: bool = True,
+    stall_rcpt: str | None = None,
+    authenticator: Any = None,
+    refuse_sender: str | None = None,
+    refuse_data_to: str | None = None,
 ) -> Iterator[Server]:
     """aiosmtpd on 127.0.0.1: SMTPUTF8 offered or not; RCPT of `stall_rcpt` never answered (a
-    server stuck mid-transaction); `authenticator` to require AUTH."""
+    server stuck mid-transaction); `authenticator` to require AUTH; MAIL FROM `refuse_sender`
+    refused; the DATA of a message to `refuse_data_to` refused."""
     from aiosmtpd.controller import Controller
 
     server = Server(free_port())
 
     class Handler:
+        async def handle_MAIL(self, smtp, session, envelope, address, mail_options):  # type: ignore[no-untyped-def]
+            if address == refuse_sender:
+                return "553 5.7.1 sender not allowed"
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+            return "250 OK"
+
         async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
             if address == stall_rcpt:
                 await asyncio.sleep(5)  # well past the client's timeout
@@ -112,6 +125,8 @@ def smtp_server(
             return "250 OK"
 
         async def handle_DATA(self, smtp, session, envelope):  # type: ignore[no-untyped-def]
+            if refuse_data_to in envelope.rcpt_tos:
+                return "554 5.6.0 message content rejected"
             raw = envelope.original_content or envelope.content
             msg = _parse(raw)
             with server.cond:
@@ -420,3 +435,73 @@ def test_mail_folder_is_0700_and_each_eml_0600_under_umask_000(
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert not list(mail_dir.glob(".*"))  # no .part file left behind
+
+
+# -- the SMTP transaction (MAIL, RCPT, DATA written by leadctl, not smtplib's sendmail) ------------
+
+
+def test_a_refused_sender_or_message_is_reported_and_the_session_goes_on(
+    sqlite_core: Settings,
+) -> None:
+    s = smtp_settings(sqlite_core, 0)
+    with smtp_server(refuse_data_to="spam@example.com") as server:
+        sender = SmtpSender(s.replace(smtp_port=server.port), None)
+        try:
+            with pytest.raises(DeliveryError, match=r"^SMTP error 554: 5.6.0 message content"):
+                sender.send(_message("spam@example.com"))
+            kept = sender._client
+            sender.send(_message("next@example.com", "next"))
+            assert sender._client is kept  # RSET, not a new connection
+        finally:
+            sender.close()
+        assert [r.rcpt_tos for r in server.wait_for(1)] == [["next@example.com"]]
+    with smtp_server(refuse_sender=s.from_email) as server:
+        sender = SmtpSender(s.replace(smtp_port=server.port), None)
+        try:
+            for _ in range(2):  # the same clear failure each time, never a 503 out of sequence
+                with pytest.raises(DeliveryError) as refused:
+                    sender.send(_message("p@example.com"))
+                assert str(refused.value) == (
+                    f"sender {s.from_email!r} refused: 553 5.7.1 sender not allowed"
+                )
+        finally:
+            sender.close()
+        assert server.received == []
+
+
+def test_one_session_carries_utf8_ascii_and_idn_messages_with_the_right_parameters(
+    sqlite_core: Settings,
+) -> None:
+    with smtp_server(smtputf8=True) as server:
+        sender = SmtpSender(smtp_settings(sqlite_core, server.port), None)
+        sent = [_message(to, "Zoë") for to in ("zoë@example.com", "plain@example.com", IDN)]
+        try:
+            for mail in sent:
+                sender.send(mail)
+        finally:
+            sender.close()
+        received = server.wait_for(3)
+    assert [r.rcpt_tos for r in received] == [
+        ["zoë@example.com"],
+        ["plain@example.com"],
+        [IDN_ASCII],
+    ]
+    options = [[o.upper() for o in r.mail_options] for r in received]
+    assert "SMTPUTF8" in options[0] and "SMTPUTF8" not in options[1] + options[2]
+    for mail, r, opts in zip(sent, received, options, strict=True):
+        assert f"SIZE={len(mail.as_bytes())}" in opts  # as smtplib's sendmail declares it
+        assert r.raw == mail.as_bytes()  # byte for byte, dot-stuffing undone by the server
+        assert r.msg["Subject"] == "Zoë" and _defects(r.msg) == []
+
+
+def test_a_dropped_kept_alive_connection_is_reopened_once(
+    sqlite_core: Settings, smtp_sink: SmtpSink
+) -> None:
+    sender = SmtpSender(smtp_settings(sqlite_core, smtp_sink.port), None)
+    try:
+        sender.send(_message("first@example.com"))
+        sender._client.smtp.sock.close()  # the server (or a NAT) dropped the idle session
+        sender.send(_message("second@example.com"))
+    finally:
+        sender.close()
+    assert [r for r, _ in smtp_sink.wait_for(2)] == [["first@example.com"], ["second@example.com"]]
