@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from intake.errors import documented
 from intake.submission import Intake
-from leadctl import attorneys, leads, stats
+from leadctl import attorneys, leads, permissions, stats
 from leadctl.errors import AuthError, Forbidden, InvalidInput
 from leadctl.models import Attorney
 from leadctl.states import Action, parse_state
@@ -55,6 +55,23 @@ STAFF: dict[str, Any] = {
 def _me(request: Request) -> Attorney:
     attorney: Attorney = request.scope["state"]["attorney"]
     return attorney
+
+
+def _caller(request: Request) -> permissions.Caller:
+    """The token's attorney with their rights (leadctl.permissions decides what they may do)."""
+    return permissions.of_attorney(_me(request))
+
+
+def _intake(request: Request) -> Intake:
+    state: AppState = request.app.state
+    intake: Intake = state.intake
+    return intake
+
+
+def _readable(request: Request, lead: Any) -> Any:
+    """The lead, once the caller may read it (LEADS_ATTORNEY_SCOPE); 403 naming its owner."""
+    permissions.check_read(_caller(request), lead, _intake(request).settings.attorney_scope)
+    return lead
 
 
 def _parse(field: str, value: str | None, parse: Any) -> Any:
@@ -119,7 +136,9 @@ def list_leads(
 ) -> dict[str, Any]:
     if quarantined and _me(request).role != "admin":
         raise Forbidden("listing quarantined leads needs an admin")
+    scope = _intake(request).settings.attorney_scope
     query = leads.LeadQuery(
+        visible_to=permissions.reads_only(_caller(request), scope),
         quarantined=quarantined,
         state=_parse("state", request.query_params.get("state"), parse_state),
         attorney=attorney or None,
@@ -150,7 +169,7 @@ def show_lead(request: Request, lead_id: LeadId) -> dict[str, Any]:
     # A quarantined lead is hidden by id exactly as in lists: only admins see suspected spam.
     lead = leads.find(lead_id, include_quarantined=_me(request).role == "admin")
     _log_reference(request, lead.reference)
-    return leads.detail_dict(lead)
+    return leads.detail_dict(_readable(request, lead))
 
 
 def content_disposition(filename: str) -> str:
@@ -169,7 +188,7 @@ def content_disposition(filename: str) -> str:
 def get_resume(request: Request, lead_id: LeadId) -> Response[bytes]:
     lead = leads.find(lead_id)
     _log_reference(request, lead.reference)
-    resume = leads.resume_of(lead)
+    resume = leads.resume_of(_readable(request, lead))
     return Response(
         bytes(resume.data),
         media_type=resume.content_type,
@@ -209,8 +228,7 @@ def _outcome(request: Request, outcome: leads.Outcome) -> dict[str, Any]:
 
 async def _write(request: Request, call: Any, *args: Any) -> Any:
     """Run a change on the process's one writer thread (see intake.submission.Intake)."""
-    state: AppState = request.app.state
-    intake: Intake = state.intake
+    intake = _intake(request)
     return await asyncio.get_running_loop().run_in_executor(intake.writer, call, *args)
 
 
@@ -219,11 +237,12 @@ async def _change(
 ) -> dict[str, Any]:
     body = data or ChangeBody()
     if body.dry_run:
-        preview = await anyio.to_thread.run_sync(leads.preview_state, lead_id, action)
+        preview = await anyio.to_thread.run_sync(
+            leads.preview_state, lead_id, action, _caller(request)
+        )
         return _outcome(request, preview)
-    outcome = await _write(
-        request, leads.change_state, lead_id, action, _me(request).email, body.note
-    )
+    caller = _caller(request)
+    outcome = await _write(request, leads.change_state, lead_id, action, caller, body.note)
     return _outcome(request, outcome)
 
 
@@ -244,7 +263,7 @@ async def reopen(
 @post("/leads/{lead_id:str}/notes", **STAFF, status_code=200, summary="Add a note to the history")
 async def add_note(request: Request, lead_id: LeadId, data: JSONBody[NoteBody]) -> dict[str, Any]:
     return _outcome(
-        request, await _write(request, leads.add_note, lead_id, data.text, _me(request).email)
+        request, await _write(request, leads.add_note, lead_id, data.text, _caller(request))
     )
 
 
@@ -255,9 +274,13 @@ async def add_note(request: Request, lead_id: LeadId, data: JSONBody[NoteBody]) 
     summary="Assign the lead to an attorney",
 )
 async def assign(request: Request, lead_id: LeadId, data: JSONBody[AssignBody]) -> dict[str, Any]:
-    return _outcome(
-        request, await _write(request, leads.assign, lead_id, data.attorney, _me(request).email)
+    intake = _intake(request)
+    outcome = await _write(
+        request, leads.assign, lead_id, data.attorney, _caller(request), intake.settings
     )
+    if outcome.changed:
+        intake.notify()  # the new attorney's email is in the outbox: the worker need not wait
+    return _outcome(request, outcome)
 
 
 @get("/me", **STAFF, summary="Who this token belongs to")

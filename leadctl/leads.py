@@ -7,17 +7,21 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peewee import JOIN, OP, Expression, Field, fn
 
 from leadctl import events
 from leadctl.db import is_sqlite
-from leadctl.errors import InvalidInput, LeadctlError, NotFound
+from leadctl.errors import Conflict, InvalidInput, NotFound
 from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume, email_key
+from leadctl.permissions import Caller, check_change
 from leadctl.states import Action, State, target_state
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
+
+if TYPE_CHECKING:
+    from leadctl.settings import Settings
 
 
 def fold(text: str) -> str:
@@ -84,14 +88,19 @@ def lead_dict(lead: Lead) -> dict[str, Any]:
     return data
 
 
+EARLIER_SHOWN = 50  # a person's earlier leads `show` lists (the most recent ones)
+
+
 def detail_dict(lead: Lead) -> dict[str, Any]:
-    """The lead with its resume metadata (never the bytes) and its history, oldest first."""
+    """The lead with its resume metadata (never the bytes) or link, consent, earlier leads of
+    the same person, the conflicts found at intake, the erasure, and its history, oldest first.
+    """
     resume = (
         Resume.select(Resume.filename, Resume.content_type, Resume.size, Resume.sha256)
         .where(Resume.lead == lead.id)
         .first()
     )
-    events = Event.select().where(Event.lead == lead.id).order_by(Event.at, Event.id)
+    history = list(Event.select().where(Event.lead == lead.id).order_by(Event.at, Event.id))
     data = lead_dict(lead)
     data["resume"] = (
         {
@@ -103,22 +112,53 @@ def detail_dict(lead: Lead) -> dict[str, Any]:
         if resume
         else None
     )
+    data["resume_url"] = lead.resume_url
+    data["consent_at"] = iso(lead.consent_at)
+    data["disclaimer_version"] = lead.disclaimer_version
     data["events"] = [
-        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in events
+        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in history
     ]
-    # A returning prospect: their earlier leads, so the attorney sees the whole story.
-    data["earlier_leads"] = [
-        row.id
-        for row in Lead.select(Lead.id)
-        .where((Lead.email == lead.email) & (Lead.id < lead.id) & (Lead.quarantined == False))  # noqa: E712
-        .order_by(Lead.id)
-    ]
+    data["earlier_leads"] = earlier_leads(lead)
+    # What the conflict check found when the lead came in: the latest check's hits.
+    found = [e for e in history if e.kind == "conflicts_found"]
+    hits = found[-1].details.get("hits") if found and isinstance(found[-1].details, dict) else []
+    data["conflicts"] = hits if isinstance(hits, list) else []
     data["quarantined"] = bool(lead.quarantined)
     data["quarantine_reason"] = lead.quarantine_reason
+    data["erased_at"] = iso(lead.erased_at)
     return data
 
 
+def earlier_leads(lead: Lead) -> list[dict[str, Any]]:
+    """The same person's earlier leads (same address, whatever its case), oldest first: the
+    most recent `EARLIER_SHOWN` of them, so a returning prospect's story is one look away."""
+    if not lead.email_key:  # an erased lead's address is gone
+        return []
+    rows = (
+        Lead.select(Lead.id, Lead.reference, Lead.state, Lead.created_at)
+        .where(
+            (Lead.email_key == lead.email_key)
+            & (Lead.quarantined == False)  # noqa: E712
+            & (Lead.id < lead.id)
+        )
+        .order_by(Lead.id.desc())
+        .limit(EARLIER_SHOWN)
+    )
+    return [
+        {"id": r.id, "reference": r.reference, "state": r.state, "created_at": iso(r.created_at)}
+        for r in reversed(list(rows))
+    ]
+
+
 def resume_of(lead: Lead) -> Resume:
+    """The lead's stored resume; NotFound saying why when there is none (erased, or a link)."""
+    if lead.erased_at is not None:
+        raise NotFound(f"lead {lead.id} was erased on {iso(lead.erased_at)}; its resume is gone")
+    if lead.resume_url:
+        raise NotFound(
+            f"lead {lead.id}'s resume is a link, not a file: {lead.resume_url} "
+            "(open it in a browser if you trust it)"
+        )
     resume = Resume.get_or_none(Resume.lead == lead.id)
     if resume is None:
         raise NotFound(f"lead {lead.id} has no resume")
@@ -138,6 +178,8 @@ class LeadQuery:
     before_id: int | None = None
     limit: int | None = 50
     quarantined: bool = False  # True lists only suspected spam; False (normal) never shows it
+    # LEADS_ATTORNEY_SCOPE=own: only this attorney's leads and the inbox's (None: every lead).
+    visible_to: int | None = None
 
 
 def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-untyped-def]
@@ -150,6 +192,8 @@ def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-unt
         query = query.where(Lead.state == q.state)
     if q.attorney is not None:
         query = query.where(Attorney.email == email_key(q.attorney))
+    if q.visible_to is not None:
+        query = query.where((Lead.attorney == q.visible_to) | Lead.attorney.is_null())
     if term := _search_term(q):
         query = _matching(query, term)
     if q.since is not None:
@@ -264,12 +308,29 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def change_state(ident: str | int, action: Action, actor: str, note: str | None = None) -> Outcome:
+def _who(actor: str | Caller) -> str:
+    return actor.name if isinstance(actor, Caller) else actor
+
+
+def allowed(actor: str | Caller, lead: Lead) -> None:
+    """A Caller's rights are checked (the staff API, local mode); a plain name is the core's own
+    trusted caller (the system, scripts and tests working on the database). Nobody changes an
+    erased lead: a note or a reach-out's note would bring personal data back to a tombstone."""
+    if isinstance(actor, Caller):
+        check_change(actor, lead)
+    if lead.erased_at is not None:
+        raise Conflict(f"lead {lead.id} was erased on {iso(lead.erased_at)}; it takes no changes")
+
+
+def change_state(
+    ident: str | int, action: Action, actor: str | Caller, note: str | None = None
+) -> Outcome:
     """Apply `action` through the transition table; record who, when and the note."""
     if note is not None:
         note = check_note(note, "note")
     with write_transaction():
         lead = find(ident)
+        allowed(actor, lead)
         current = State(lead.state)
         target = target_state(action, current)
         if target is None:
@@ -278,7 +339,7 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
         lead.state = target
         lead.updated_at = now
         if target == State.REACHED_OUT:
-            lead.reached_out_at, lead.reached_out_by = now, actor
+            lead.reached_out_at, lead.reached_out_by = now, _who(actor)
             lead.reached_out_seconds = (now - lead.created_at).total_seconds()
         else:
             lead.reached_out_at, lead.reached_out_by, lead.reached_out_seconds = None, None, None
@@ -294,48 +355,39 @@ def change_state(ident: str | int, action: Action, actor: str, note: str | None 
         details: dict[str, Any] = {"from": current.value, "to": target.value}
         if note:
             details["note"] = note
-        events.record(Event.row(lead.id, now, actor, "state_changed", details))
+        events.record(Event.row(lead.id, now, _who(actor), "state_changed", details))
     return Outcome(lead_dict(lead), True, f"lead {lead.id} is now {target}")
 
 
-def preview_state(ident: str | int, action: Action) -> Outcome:
-    """What `change_state` would do, changing nothing (`--dry-run`, the API's `dry_run`)."""
+def preview_state(ident: str | int, action: Action, caller: Caller | None = None) -> Outcome:
+    """What `change_state` would do, changing nothing (`--dry-run`, the API's `dry_run`); a
+    change the caller may not make is refused here as it would be there."""
     lead = find(ident)
+    allowed(caller or "preview", lead)
     target = target_state(action, State(lead.state))
     if target is None:
         return Outcome(lead_dict(lead), False, f"lead {lead.id} is already {lead.state}")
     return Outcome(lead_dict(lead), True, f"lead {lead.id} would become {target}")
 
 
-def add_note(ident: str | int, text: str, actor: str) -> Outcome:
+def add_note(ident: str | int, text: str, actor: str | Caller) -> Outcome:
     text = check_note(text, "text")
     if not text:
         raise InvalidInput([("text", "the note is empty; say what happened")])
     with write_transaction():
         lead = find(ident)
+        allowed(actor, lead)
         now = utcnow()
-        events.record(Event.row(lead.id, now, actor, "note", {"text": text}))
+        events.record(Event.row(lead.id, now, _who(actor), "note", {"text": text}))
         Lead.update(updated_at=now).where(Lead.id == lead.id).execute()
         lead.updated_at = now
     return Outcome(lead_dict(lead), True, f"note added to lead {lead.id}")
 
 
-def assign(ident: str | int, attorney_email: str, actor: str) -> Outcome:
-    with write_transaction():
-        lead = find(ident)
-        attorney = Attorney.get_or_none(Attorney.email == email_key(attorney_email))
-        if attorney is None:
-            raise NotFound(f"no attorney {attorney_email}; see: leadctl attorney list")
-        if not attorney.active:
-            raise LeadctlError(f"attorney {attorney.email} is deactivated")
-        if lead.attorney_id == attorney.id:
-            return Outcome(
-                lead_dict(lead), False, f"lead {lead.id} is already assigned to {attorney.email}"
-            )
-        previous = lead.attorney.email if lead.attorney is not None else None
-        now = utcnow()
-        Lead.update(attorney=attorney, updated_at=now).where(Lead.id == lead.id).execute()
-        details = {"attorney": attorney.email, "previous": previous, "reason": "manual"}
-        events.record(Event.row(lead.id, now, actor, "assigned", details))
-        lead.attorney, lead.updated_at = attorney, now
-    return Outcome(lead_dict(lead), True, f"lead {lead.id} assigned to {attorney.email}")
+def assign(
+    ident: str | int, attorney_email: str, actor: str | Caller, settings: Settings | None = None
+) -> Outcome:
+    """Give the lead to another attorney and tell them by email (see leadctl.reassignment)."""
+    from leadctl.reassignment import assign as reassign
+
+    return reassign(ident, attorney_email, actor, settings)

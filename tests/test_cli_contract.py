@@ -135,7 +135,7 @@ def test_a_conflict_stays_a_conflict_through_the_real_server(tmp_path: Path) -> 
 
         def post(email: str) -> httpx.Response:
             files = {"resume": ("cv.pdf", samples.pdf(2000), "application/pdf")}
-            data = {"first_name": "Li", "last_name": "Lei", "email": email}
+            data = {"first_name": "Li", "last_name": "Lei", "email": email, "consent": "true"}
             return httpx.post(
                 f"{server.url}/api/v1/leads", data=data, files=files, headers=key, timeout=10
             )

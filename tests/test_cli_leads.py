@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,18 @@ def test_show_json_has_resume_and_history(lead_cli: Any, seeded: list[Any]) -> N
     data = result.json()
     assert set(data) == LEAD_FIELDS | {
         "resume",
+        "resume_url",
+        "consent_at",
+        "disclaimer_version",
         "events",
         "earlier_leads",
+        "conflicts",
         "quarantined",
         "quarantine_reason",
+        "erased_at",
     }
     assert (data["earlier_leads"], data["quarantined"]) == ([], False)
+    assert (data["conflicts"], data["erased_at"], data["resume_url"]) == ([], None, None)
     assert data["resume"] == {
         "filename": "cv.pdf",
         "content_type": "application/pdf",
@@ -193,25 +200,25 @@ def test_reopen_note_and_assign_are_recorded_with_the_actor(
 ) -> None:
     lead = str(seeded[0].id)
     lead_cli("reach-out", lead)
-    bob = lead_cli.acting_as("bob@firm.example")
-    assert lead_cli("reopen", lead, "--note", "wrong person", env=bob).code == 0
-    assert lead_cli("note", lead, "left a voicemail", env=bob).code == 0
     assign = lead_cli("assign", lead, "bob@firm.example", "--json")
     assert assign.json()["changed"][0]["attorney"] == "bob@firm.example"
     again = lead_cli("assign", lead, "bob@firm.example", "--json")
     assert again.json()["unchanged"][0]["id"] == seeded[0].id
     assert lead_cli("assign", lead, "nobody@firm.example").code == 1
+    bob = lead_cli.acting_as("bob@firm.example")  # the lead is bob's now: he may change it
+    assert lead_cli("reopen", lead, "--note", "wrong person", env=bob).code == 0
+    assert lead_cli("note", lead, "left a voicemail", env=bob).code == 0
     # The server's mail worker may record its email_sent events in between (remote mode).
     events = [
         e for e in lead_cli("show", lead, "--json").json()["events"] if e["actor"] != "system"
     ]
     assert [(e["kind"], e["actor"]) for e in events[-4:]] == [
         ("state_changed", "ann@firm.example"),
+        ("assigned", "ann@firm.example"),
         ("state_changed", "bob@firm.example"),
         ("note", "bob@firm.example"),
-        ("assigned", "ann@firm.example"),
     ]
-    assert events[-2]["details"] == {"text": "left a voicemail"}
+    assert events[-1]["details"] == {"text": "left a voicemail"}
 
 
 def test_open_save_and_print_path(lead_cli: Any, seeded: list[Any], tmp_path: Path) -> None:
@@ -229,15 +236,22 @@ def test_open_save_and_print_path(lead_cli: Any, seeded: list[Any], tmp_path: Pa
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_open_without_a_viewer_says_so_and_prints_the_path(
-    lead_cli: Any, seeded: list[Any], tmp_path: Path
+def test_open_without_a_viewer_says_so_and_leaves_no_copy_behind(
+    lead_cli: Any, seeded: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
-    result = lead_cli("open", str(seeded[0].id), env={"PATH": str(empty), "DISPLAY": ""})
-    assert result.code == 0
-    assert "no viewer could be launched" in result.stderr
-    assert Path(result.stdout.strip()).read_bytes() == samples.pdf(3000)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where the private copy goes
+    lead = str(seeded[0].id)
+    result = lead_cli("open", lead, env={"PATH": str(empty), "DISPLAY": ""})
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "leadctl: error: no viewer could be launched here; save the resume instead: "
+        f"leadctl open {lead} --save DIR/\n"
+    )
+    assert list(private_tmp.iterdir()) == []  # the temporary copy is gone
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])

@@ -13,9 +13,25 @@ def test_mine_needs_an_email_identity(cli: Any, seeded: list[Any]) -> None:
     assert result.code == 2 and "--as EMAIL" in result.stderr
 
 
-def test_global_as_option_must_come_first(cli: Any, seeded: list[Any]) -> None:
-    result = cli("reopen", str(seeded[0].id), "--as", "x")
-    assert result.code == 2
+def test_global_options_work_after_the_command_too(
+    cli: Any, seeded: list[Any], tmp_path: Path
+) -> None:
+    lead = str(seeded[1].id)  # bob's
+    refused = cli("reach-out", lead, "--as", "x@firm.example")  # not an attorney
+    assert refused.code == 1 and "x@firm.example is not an attorney" in refused.stderr
+    done = cli("reach-out", lead, "--note", "--as", "--as", "bob@firm.example", "--json")
+    assert done.code == 0, done.stderr  # the note is "--as"; the option after it is global
+    changed = done.json()["changed"][0]
+    assert changed["reached_out_by"] == "bob@firm.example"
+    other = tmp_path / "other.db"
+    moved = cli("attorney", "add", "Cy Poe", "cy@firm.example", "--db", f"sqlite:///{other}")
+    assert moved.code == 0 and other.exists()
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("LEADS_ATTORNEY_SCOPE=own\n")
+    scoped = cli("list", "--json", "--env-file", str(env_file), "--as=bob@firm.example")
+    assert [i["attorney"] for i in scoped.json()] == ["bob@firm.example"]
+    assert cli("list", "--db").code == 2  # a global option without its value: a usage error
+    assert cli("list", "--", "--db").code == 2  # after --, nothing is an option
 
 
 def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:

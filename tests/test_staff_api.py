@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from intake import create_app
 from leadctl import attorneys, submissions
-from leadctl.models import ApiToken
+from leadctl.models import ApiToken, Lead
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
 from leadctl.validation import check_prospect
@@ -54,8 +54,17 @@ def test_the_openapi_document_lists_every_staff_route_with_its_security_scheme(a
     schema = api.get("/schema/openapi.json").json()
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     ops = _staff_operations(api)
-    assert ("GET", "/api/v1/leads") in ops and ("GET", "/api/v1/leads/1/resume") in ops
-    assert len(ops) == 9
+    assert {
+        ("GET", "/api/v1/leads"),
+        ("GET", "/api/v1/leads/1"),
+        ("GET", "/api/v1/leads/1/resume"),
+        ("POST", "/api/v1/leads/1/reach-out"),
+        ("POST", "/api/v1/leads/1/reopen"),
+        ("POST", "/api/v1/leads/1/notes"),
+        ("POST", "/api/v1/leads/1/assign"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/stats"),
+    } <= set(ops)
     assert "security" not in schema["paths"]["/api/v1/leads"]["post"]
 
 
@@ -151,11 +160,12 @@ def test_transitions_and_unknown_leads(
     from leadctl import states
 
     lead = _lead(settings, 1)
-    h = _auth(api.tokens["bob"])
+    owner = Lead.get_by_id(lead.id).attorney.email.split("@")[0]  # round robin chose them
+    h = _auth(api.tokens[owner])
     done = api.post(
         f"/api/v1/leads/{lead.reference}/reach-out", json={"note": "called"}, headers=h
     ).json()
-    assert done["changed"] is True and done["lead"]["reached_out_by"] == "bob@firm.example"
+    assert done["changed"] is True and done["lead"]["reached_out_by"] == f"{owner}@firm.example"
     again = api.post(f"/api/v1/leads/{lead.id}/reach-out", headers=h)
     assert again.status_code == 200 and again.json()["changed"] is False
     assert api.post("/api/v1/leads/999/reach-out", headers=h).status_code == 404
@@ -222,3 +232,21 @@ def test_the_access_log_names_the_lead_of_staff_requests(
         for line in lines
     )
     assert any("reach-out 200" in line and f"lead={lead.reference}" in line for line in lines)
+
+
+def test_the_resume_of_a_link_lead_is_404_naming_the_link(api: Any, settings: Settings) -> None:
+    from leadctl.models import Resume, database
+
+    lead = _lead(settings, 1)
+    Resume.delete().where(Resume.lead == lead.id).execute()
+    Lead.update(resume_url="https://cv.example/zoe").where(Lead.id == lead.id).execute()
+    database.obj.close()
+    response = api.get(f"/api/v1/leads/{lead.id}/resume", headers=_auth(api.tokens["ann"]))
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert response.json()["errors"][0]["message"] == (
+        f"lead {lead.id}'s resume is a link, not a file: https://cv.example/zoe "
+        "(open it in a browser if you trust it)"
+    )
+    shown = api.get(f"/api/v1/leads/{lead.id}", headers=_auth(api.tokens["ann"])).json()
+    assert (shown["resume"], shown["resume_url"]) == (None, "https://cv.example/zoe")

@@ -280,7 +280,9 @@ def test_a_multi_line_note_cannot_forge_a_history_line(lead_cli: Any, seeded: An
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[Any]:
-    with TestClient(create_app(settings, run_worker=False)) as client:
+    # These tests are about names and notes: the disclaimer's consent is test_intake's subject.
+    no_consent = settings.replace(require_consent=False)
+    with TestClient(create_app(no_consent, run_worker=False)) as client:
         client.headers["Authorization"] = (
             f"Bearer {attorneys.add('Ann Lee', 'ann@firm.example', 'admin')[1].secret}"
         )

@@ -1,6 +1,6 @@
 """Attorneys and their API tokens (local mode): add, list, deactivate; create, list, revoke."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,16 +56,57 @@ def attorney_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
 def attorney_deactivate(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The attorney's email.")],
+    reassign_to: Annotated[
+        str | None,
+        typer.Option(
+            "--reassign-to",
+            metavar="EMAIL|round-robin",
+            help="Also move their pending leads (in one go) to this attorney, or round-robin "
+            "among the others; each new attorney is told by email.",
+        ),
+    ] = None,
     yes: YesOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Deactivate an attorney: their tokens stop working and new leads go to others."""
     from leadctl import attorneys
 
+    if reassign_to is not None:
+        _hand_over(ctx, email, reassign_to, yes, json_)
+        return
     out = _confirmed(ctx, json_, f"Deactivate {email}?", yes)
     attorney, changed = attorneys.deactivate(email)
     data = {**attorneys.attorney_dict(attorney), "changed": changed}
     out.obj(data, lambda d: f"{d['email']} is {'now' if changed else 'already'} inactive")
+
+
+def _hand_over(ctx: typer.Context, email: str, reassign_to: str, yes: bool, json_: bool) -> None:
+    """`deactivate --reassign-to`: moving leads is a change to them, so the local actor needs
+    the right to change that attorney's leads (an admin, or the attorney themselves)."""
+    from leadctl import attorneys, permissions, reassignment
+
+    env: Env = ctx.obj
+    out = _confirmed(
+        ctx, json_, f"Deactivate {email} and move their pending leads to {reassign_to}?", yes
+    )
+    handover = reassignment.hand_over(
+        email, reassign_to, permissions.local(env.actor), env.settings
+    )
+    data = {
+        **attorneys.attorney_dict(handover.attorney),
+        "changed": handover.deactivated,
+        **handover.as_dict(),
+    }
+    out.obj(data, _handover_text)
+
+
+def _handover_text(d: dict[str, Any]) -> str:
+    state = "now" if d["changed"] else "already"
+    if not d["moved"]:
+        return f"{d['email']} is {state} inactive; they had no pending leads to move"
+    to = ", ".join(f"{email} ({len(ids):,})" for email, ids in d["reassigned_to"].items())
+    plural = "s" if d["moved"] != 1 else ""
+    return f"{d['email']} is {state} inactive; {d['moved']:,} pending lead{plural} moved to {to}"
 
 
 def _confirmed(ctx: typer.Context, json_: bool, question: str, yes: bool) -> Output:

@@ -36,7 +36,9 @@ class Env:
 
     @property
     def actor(self) -> str:
-        """Who a local change is recorded as: `--as`, `LEADCTL_ACTOR`, else the OS user."""
+        """Who a local change is recorded as: `--as`, `LEADCTL_ACTOR`, else the OS user.
+
+        Their rights are an attorney's of that email (leadctl.permissions.local)."""
         chosen = self.actor_option or os.environ.get("LEADCTL_ACTOR", "").strip()
         if chosen:
             return chosen.lower() if "@" in chosen else chosen
@@ -107,10 +109,10 @@ class Env:
                 )
             token, _source = find_token(server)
             return RemoteBackend(server, token)
-        from leadctl.cli.backend import LocalBackend
+        from leadctl.cli.scoped_backend import ScopedLocalBackend
 
         self.open_database()
-        return LocalBackend(self.actor)
+        return ScopedLocalBackend(self.actor, self.settings)
 
     def identity(self, backend: Backend) -> str:
         """The email the caller acts as: the token's attorney remotely, else the local actor."""

@@ -1,24 +1,22 @@
 """Lead commands: list, show, open, reach-out, reopen, note, assign, export, stats."""
 
 import dataclasses
-import os
-import tempfile
-from collections.abc import Iterable
+import shutil
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from leadctl.cli.backend import Backend, BatchResult
+from leadctl.cli.backend import Backend
+from leadctl.cli.batch import read_ids, run_batch
 from leadctl.cli.context import Env, UsageError, pick_format
-from leadctl.cli.exitcodes import ExitCode
-from leadctl.cli.output import Output, batch_ids
+from leadctl.cli.output import Output
+from leadctl.cli.saving import private_copy, save_path, write_private
 from leadctl.cli.views import LEAD_COLUMNS, render_detail, render_stats
 from leadctl.errors import LeadctlError
-from leadctl.leads import LeadQuery, Outcome
-from leadctl.private import private_folder
-from leadctl.states import Action, State
+from leadctl.leads import LeadQuery
+from leadctl.states import Action, State, parse_state
 from leadctl.timeutil import parse_duration, parse_when
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON with the API's field names.")]
@@ -26,10 +24,19 @@ CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row
 NdjsonOpt = Annotated[bool, typer.Option("--ndjson", help="Print one JSON object per line.")]
 
 
-class StateFilter(str, Enum):
-    pending = "pending"
-    reached_out = "reached-out"
-    all = "all"
+STATE_CHOICES = ("pending", "reached-out", "all")
+
+
+def _state(text: str) -> State | None:
+    """`--state`: a state in any spelling (`REACHED_OUT`, `reached_out`, `reached-out`) or `all`."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return parse_state(text)
+    except ValueError:
+        raise UsageError(
+            f"--state must be one of {', '.join(STATE_CHOICES)}, not {text!r}"
+        ) from None
 
 
 class ExportFormat(str, Enum):
@@ -41,7 +48,7 @@ class ExportFormat(str, Enum):
 def _query(
     env: Env,
     backend: Backend,
-    state: StateFilter,
+    state: str,
     attorney: str | None,
     mine: bool,
     search: str | None,
@@ -56,7 +63,7 @@ def _query(
         attorney = env.identity(backend)
     try:
         return LeadQuery(
-            state={"pending": State.PENDING, "reached-out": State.REACHED_OUT}.get(state.value),
+            state=_state(state),
             attorney=attorney,
             search=search,
             since=parse_when(since) if since else None,
@@ -68,7 +75,15 @@ def _query(
         raise UsageError(str(exc)) from None
 
 
-StateOpt = Annotated[StateFilter, typer.Option("--state", help="Only leads in this state.")]
+StateOpt = Annotated[
+    str,
+    typer.Option(
+        "--state",
+        metavar="|".join(STATE_CHOICES),
+        help="Only leads in this state (any case; - or _ alike).",
+        autocompletion=lambda: list(STATE_CHOICES),
+    ),
+]
 AttorneyOpt = Annotated[
     str | None, typer.Option("--attorney", help="Only leads assigned to this attorney (email).")
 ]
@@ -93,7 +108,7 @@ OverdueOpt = Annotated[
 
 def list_leads(
     ctx: typer.Context,
-    state: StateOpt = StateFilter.all,
+    state: StateOpt = "all",
     attorney: AttorneyOpt = None,
     mine: MineOpt = False,
     search: SearchOpt = None,
@@ -168,14 +183,12 @@ def open_resume(
     out = env.output(pick_format(json_))
     resume = env.backend().resume(lead)
     if save is not None:
-        path = _save_path(save, resume.filename)
+        path = save_path(save, resume.filename)
         if path.exists() and not force:
             raise LeadctlError(f"{path} exists; pass --force to overwrite it")
-        _write_private(path, resume.data)
+        write_private(path, resume.data)
     else:
-        # A private copy: 0600 in a fresh 0700 directory, so other users cannot read it.
-        path = Path(tempfile.mkdtemp(prefix="leadctl-")) / resume.filename
-        _write_private(path, resume.data)
+        path = private_copy(resume.filename, resume.data)
     result = {
         "path": str(path),
         "filename": resume.filename,
@@ -187,65 +200,12 @@ def open_resume(
         return
     if typer.launch(str(path)) != 0:
         # typer.launch reports failure only through its return code (no desktop, no viewer).
-        out.say("leadctl: no viewer could be launched here; the resume is at:")
-        out.obj(result, lambda r: r["path"])
-
-
-def _save_path(save: str, filename: str) -> Path:
-    """Where `--save` writes: into a folder (one that exists, or a path ending in `/`, made 0700
-    with its missing parents), else to the file named."""
-    target = Path(save)
-    if save.endswith(("/", os.sep)) or target.is_dir():
-        try:
-            return private_folder(target) / filename
-        except OSError as exc:
-            raise LeadctlError(f"cannot make the folder {target}: {exc.strerror}") from None
-    if not target.parent.is_dir():
+        # The private copy would outlive the command for nobody: it goes now.
+        shutil.rmtree(path.parent, ignore_errors=True)
         raise LeadctlError(
-            f"cannot write {target}: the folder {target.parent} does not exist "
-            "(end the path with / to save into a new folder)"
+            f"no viewer could be launched here; save the resume instead: leadctl open {lead} "
+            "--save DIR/"
         )
-    return target
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise LeadctlError(f"cannot write {path}: {exc.strerror}") from None
-    os.fchmod(fd, 0o600)  # a file overwritten with --force may have been readable by others
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
-def _read_ids(env: Env, ids: list[str]) -> list[str]:
-    if ids == ["-"]:
-        if env.streams.stdin_tty:
-            raise UsageError("'-' reads lead ids from standard input; pipe them in")
-        return list(batch_ids(env.streams.stdin))
-    if "-" in ids:
-        raise UsageError("'-' must be the only id when reading from standard input")
-    return list(batch_ids(ids))
-
-
-def _run_batch(out: Output, idents: Iterable[str], apply: Any) -> None:
-    result = BatchResult()
-    for ident in idents:
-        try:
-            change: Outcome = apply(ident)
-        except LeadctlError as exc:
-            result.failed.append({"id": ident, "error": str(exc)})
-            out.error(str(exc))
-            continue
-        (result.changed if change.changed else result.unchanged).append(
-            change.lead or {"id": ident}
-        )
-        if not out.machine:
-            out.line(change.message)
-    if out.machine:
-        out.obj(result.as_dict())
-    if result.failed:
-        raise typer.Exit(ExitCode.FAILURE)
 
 
 IdsArg = Annotated[
@@ -270,7 +230,7 @@ def _transition(
 ) -> None:
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    idents = _read_ids(env, ids)
+    idents = read_ids(env, ids)
     verb = "Reach out to" if action == Action.REACH_OUT else "Reopen"
     # Reversible (reopen undoes a reach-out, both are in the history): asked only of a person,
     # and only for a batch; a pipe goes ahead.
@@ -278,7 +238,7 @@ def _transition(
         f"{verb} {len(idents)} leads?", yes=yes or dry_run or len(idents) <= 1, destructive=False
     )
     backend = env.backend()
-    _run_batch(out, idents, lambda i: backend.change_state(i, action, note, dry_run))
+    run_batch(out, idents, lambda i: backend.change_state(i, action, note, dry_run))
 
 
 def reach_out(
@@ -317,31 +277,40 @@ def note(
     if text == "-":
         text = env.streams.stdin.read()
     backend = env.backend()
-    _run_batch(out, [lead], lambda i: backend.add_note(i, text))
+    run_batch(out, [lead], lambda i: backend.add_note(i, text))
 
 
 def assign(
     ctx: typer.Context,
-    lead: Annotated[str, typer.Argument(help="Lead id or reference.")],
-    email: Annotated[str, typer.Argument(help="The attorney's email.")],
+    ids: IdsArg,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The attorney's email.")],
+    yes: YesOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Assign a lead to an attorney."""
+    """Assign leads to an attorney, who is told by email; ids as arguments or - for stdin."""
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
+    idents = read_ids(env, ids)
+    env.confirm(
+        f"Assign {len(idents)} leads to {email}?", yes=yes or len(idents) <= 1, destructive=False
+    )
     backend = env.backend()
-    _run_batch(out, [lead], lambda i: backend.assign(i, email))
+    run_batch(out, idents, lambda i: backend.assign(i, email))
 
 
 def export(
     ctx: typer.Context,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", help="Output format.")
-    ] = ExportFormat.csv,
+        ExportFormat | None,
+        typer.Option("--format", help="Output format [default: csv]; or --csv, --json, --ndjson."),
+    ] = None,
+    json_: JsonOpt = False,
+    csv_: CsvOpt = False,
+    ndjson: NdjsonOpt = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
-    state: StateOpt = StateFilter.all,
+    state: StateOpt = "all",
     attorney: AttorneyOpt = None,
     mine: MineOpt = False,
     search: SearchOpt = None,
@@ -351,11 +320,12 @@ def export(
 ) -> None:
     """Export every matching lead as CSV, JSON or NDJSON (streamed)."""
     env: Env = ctx.obj
+    chosen = _export_format(fmt, pick_format(json_, csv_, ndjson))
     backend = env.backend()
     query = _query(env, backend, state, attorney, mine, search, since, until, overdue, None)
     target = output.open("w", encoding="utf-8", newline="") if output else None
     try:
-        out = Output(fmt.value, env.streams, target=target)
+        out = Output(chosen, env.streams, target=target)
         items = out.progress(
             backend.iter_leads(query), lambda: backend.count_leads(query), "Exporting"
         )
@@ -365,6 +335,15 @@ def export(
             target.close()
     if output:
         out.say(f"Exported {written:,} leads to {output}")
+
+
+def _export_format(fmt: ExportFormat | None, flag: str) -> str:
+    """`--format X` or one of `--csv`/`--json`/`--ndjson` (the same one twice is fine)."""
+    if flag == "table":
+        return fmt.value if fmt is not None else ExportFormat.csv.value
+    if fmt is not None and fmt.value != flag:
+        raise UsageError(f"choose one of --format {fmt.value} and --{flag}")
+    return flag
 
 
 def stats(

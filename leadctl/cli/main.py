@@ -60,7 +60,7 @@ def main(
         ),
     ] = None,
 ) -> None:
-    """Global options come before the command: leadctl --db sqlite:///other.db list."""
+    """Global options go before or after the command: leadctl list --db sqlite:///other.db."""
     if db and server:
         raise UsageError("choose --db (local) or --server (remote), not both")
     ctx.obj = env = Env(db_url=db, server=server, actor_option=actor, env_file=env_file)
@@ -119,6 +119,47 @@ def register(args: list[str] | None = None) -> typer.Typer:
     return app
 
 
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`leadctl list --server URL` as `leadctl --server URL list`: a global option after the
+    command moves before it. Nothing moves after `--`, nor a command's own option of the same
+    name (`login --server`), nor the value of its own option (`reach-out 1 --note --db`)."""
+    start = 0
+    while start < len(args) and args[start].startswith("-"):
+        start += 2 if args[start] in _OPTIONS_WITH_VALUE else 1
+    tail = args[start + 1 :]
+    if "--" in tail:
+        tail = tail[: tail.index("--")]
+    if not any(arg.split("=", 1)[0] in _OPTIONS_WITH_VALUE for arg in tail):
+        return args  # the usual case: no need to look at the command's options
+    import typer.main
+
+    node = typer.main.get_command(app)
+    end = start
+    while end < len(args) and args[end] in getattr(node, "commands", {}):
+        node = node.commands[args[end]]  # type: ignore[attr-defined]
+        end += 1
+    own = {name: param for param in node.params for name in param.opts}
+    moved: list[str] = []
+    kept: list[str] = []
+    i = end
+    while i < len(args):
+        arg, name = args[i], args[i].split("=", 1)[0]
+        if arg == "--":
+            kept += args[i:]
+            break
+        takes_value = "=" not in arg and (
+            name in _OPTIONS_WITH_VALUE
+            if name not in own
+            else not getattr(own[name], "is_flag", False)
+        )
+        width = 2 if takes_value else 1
+        global_option = name in _OPTIONS_WITH_VALUE and name not in own
+        # Without its value, a global option stays where the parser will say so.
+        (moved if global_option and i + width <= len(args) else kept).extend(args[i : i + width])
+        i += width
+    return [*args[:start], *moved, *args[start:end], *kept]
+
+
 def _error(message: str) -> None:
     # Error text carries outside text: an id the user typed, a server's message in remote mode.
     Output().error(message)
@@ -141,7 +182,9 @@ def run(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = register(args)(args=args, prog_name="leadctl", standalone_mode=False)
+        cli = register(args)
+        args = hoist_global_options(args)
+        result = cli(args=args, prog_name="leadctl", standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
     except typer.Exit as exc:
         code = exc.exit_code

@@ -58,6 +58,8 @@ OUTBOX_COLUMNS = [
 
 
 def render_detail(d: dict[str, Any]) -> str:
+    if d.get("erased_at"):
+        return _render_tombstone(d)
     lines = [
         f"Lead {d['id']}  {d['reference']}  {d['state']}",
         f"Name:         {d['first_name']} {d['last_name']}",
@@ -70,21 +72,70 @@ def render_detail(d: dict[str, Any]) -> str:
         lines.append(f"Reached out:  {d['reached_out_at']} by {d.get('reached_out_by') or '?'}")
     if d.get("quarantined"):
         lines.append(f"Quarantined:  {d.get('quarantine_reason') or 'suspected spam'}")
-    if d.get("earlier_leads"):
-        earlier = ", ".join(str(i) for i in d["earlier_leads"])
-        lines.append(
-            f"Returning:    earlier lead{'s' if len(d['earlier_leads']) > 1 else ''} {earlier}"
-        )
+    if d.get("consent_at"):
+        version = d.get("disclaimer_version") or "?"
+        lines.append(f"Consent:      {d['consent_at']} (disclaimer {version[:12]})")
+    else:
+        lines.append("Consent:      not recorded")
+    for n, earlier in enumerate(d.get("earlier_leads") or []):
+        label = "Returning:" if n == 0 else ""
+        lines.append(f"{label:<14}{_earlier(earlier)}")
     r = d.get("resume")
     if r:
         lines.append(f"Resume:       {r['filename']} ({r['content_type']}, {r['size']:,} bytes)")
         lines.append(f"SHA-256:      {r['sha256']}")
-    lines.append("")
-    lines.append("History:")
+    elif d.get("resume_url"):
+        lines.append(f"Resume:       a link (not fetched): {d['resume_url']}")
+    hits = d.get("conflicts") or []
+    if hits:
+        lines.append(f"Conflicts:    {len(hits)} possible, found at intake:")
+        lines.extend(f"  {_hit(h)}" for h in hits)
+    lines.extend(_history(d))
+    return "\n".join(lines)
+
+
+def _earlier(e: Any) -> str:
+    if not isinstance(e, dict):
+        return f"earlier lead {e}"  # an older server's plain id
+    when, state = e.get("created_at"), e.get("state")
+    return f"earlier lead {e.get('id')}  {e.get('reference')}  {when}  {state}"
+
+
+def _hit(h: Any) -> str:
+    """One conflict hit (leadctl.conflicts): what matched, on what, how closely."""
+    if not isinstance(h, dict):
+        return str(h)
+    how = f"{h.get('matched') or 'name'}, score {float(h.get('score') or 0):.2f}"
+    if h.get("source") == "erased":
+        return f"an erased lead of {h.get('date')} ({how})"
+    if h.get("source") == "party":
+        extra = "  ".join(str(h[k]) for k in ("role", "matter") if h.get(k))
+        return f"party {h.get('id')}  {h.get('name')}  {extra}  ({how})".replace("    ", "  ")
+    ref = f"  {h['reference']}" if h.get("reference") else ""
+    return f"lead {h.get('id')}{ref}  {h.get('name')}  {h.get('date')}  ({how})"
+
+
+def _render_tombstone(d: dict[str, Any]) -> str:
+    """An erased lead: what is left of it, and when it went."""
+    lines = [
+        f"Lead {d['id']}  {d['reference']}  {d['state']}  (erased)",
+        f"Attorney:     {d['attorney'] or '(unassigned)'}",
+        f"Created:      {d['created_at']}",
+        f"Updated:      {d['updated_at']}",
+    ]
+    if d.get("reached_out_at"):
+        lines.append(f"Reached out:  {d['reached_out_at']}")
+    lines.append(f"Erased:       erased on {d['erased_at']}; the person's data is gone")
+    lines.extend(_history(d))
+    return "\n".join(lines)
+
+
+def _history(d: dict[str, Any]) -> list[str]:
+    lines = ["", "History:"]
     for e in d.get("events", []):
         details = ", ".join(f"{k}={v}" for k, v in sorted((e.get("details") or {}).items()))
         lines.append(f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {details}".rstrip())
-    return "\n".join(lines)
+    return lines
 
 
 def _duration(seconds: float | None) -> str:
