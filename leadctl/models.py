@@ -223,6 +223,13 @@ class Event(BaseModel):
     kind = CharField(max_length=40)
     details = JsonField(default=dict)
 
+    class Meta:
+        indexes = (
+            # `leadctl history --actor/--action`: newest first, from the index, however rare.
+            (("actor", "id"), False),
+            (("kind", "id"), False),
+        )
+
     @staticmethod
     def row(
         lead_id: int, at: datetime, actor: str, kind: str, details: dict[str, Any]

@@ -135,6 +135,8 @@ def _v6_duties_and_day(db: Database) -> None:
         migrator.add_index("lead", ("name_key",), False),
         migrator.add_index("lead", ("erased_name_hash",), False),
         migrator.add_index("lead", ("erased_email_hash",), False),
+        migrator.add_index("event", ("actor", "id"), False),
+        migrator.add_index("event", ("kind", "id"), False),
     )
 
 

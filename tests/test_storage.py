@@ -231,6 +231,8 @@ def _undo_version_6(conn: Any) -> None:
             for columns in ("email_key_quarantined", "name_key", "erased_name_hash")
         ),
         migrator.drop_index("lead", "lead_erased_email_hash"),
+        migrator.drop_index("event", "event_actor_id"),
+        migrator.drop_index("event", "event_kind_id"),
         *(migrator.drop_column("lead", column) for column in V6_LEAD_COLUMNS),
     )
 
