@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from leadctl import events
+from leadctl.chores import Routine
 from leadctl.db import close_connection
 from leadctl.mailer import Sender
 from leadctl.outbox import deliver_due
 from leadctl.settings import Settings
+from leadctl.webhooks import Lane
 
 log = logging.getLogger("leadctl.outbox")
 
@@ -80,12 +83,22 @@ class _DeliveryLoop:
     chore_seconds: float
 
     def run(self, bell: _ThreadBell | _PipeBell, parent: int | None = None) -> None:
-        """Deliver until stopped; in a child process, also when its parent `parent` is gone."""
+        """Deliver until stopped; in a child process, also when its parent `parent` is gone.
+
+        Emails here; webhooks in a lane (thread) of their own, so that a receiver that hangs
+        never holds up the mail; when idle, the timed chores (reminders, escalations, the
+        quarantine digest, retention) and the hourly housekeeping.
+        """
+        events.configure(self.settings)  # what the chores record may become webhooks too
         senders: list[Sender] = []
+        lane = Lane(self.settings, self.poll_seconds).start() if self.settings.webhook_url else None
+        routine = Routine(self.settings)
         next_chores = 0.0
         try:
             while not bell.stopped() and (parent is None or os.getppid() == parent):
                 bell.begin_pass()
+                if lane is not None:
+                    lane.wake()
                 busy = False
                 try:
                     if not senders:
@@ -93,6 +106,8 @@ class _DeliveryLoop:
                         senders = [self.sender_factory(self.settings) for _ in range(self.width)]
                     result = deliver_due(senders, self.settings, stop=bell.stopped)
                     busy = result.sent + result.failed > 0 and not result.failed
+                    if not busy:
+                        busy = routine.run() > 0  # what it queued goes out at once
                     if not busy and time.monotonic() >= next_chores:
                         next_chores = time.monotonic() + self.chore_seconds
                         for chore in self.chores:
@@ -106,6 +121,8 @@ class _DeliveryLoop:
                 if not busy:
                     bell.wait(self.poll_seconds)
         finally:
+            if lane is not None:
+                lane.stop()
             _close_all(senders)
             close_connection()
 

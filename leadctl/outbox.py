@@ -19,11 +19,12 @@ from leadctl.db import is_sqlite
 from leadctl.errors import LeadctlError, NotFound
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
-from leadctl.models import Event, Lead, OutboxMessage
+from leadctl.models import Event, Lead, OutboxMessage, Resume
 from leadctl.settings import Settings
 from leadctl.states import MessageAction, MessageStatus, message_move
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
+from leadctl.webhooks import PURPOSE as WEBHOOK
 
 log = logging.getLogger("leadctl.outbox")
 
@@ -80,8 +81,11 @@ def lease_for(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.smtp_timeout + 5)
 
 
-def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[OutboxMessage]:
-    """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile.
+def claim(
+    limit: int, lease: timedelta, now: datetime | None = None, *, webhooks: bool = False
+) -> list[OutboxMessage]:
+    """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile:
+    emails, or with `webhooks` the webhooks (which the worker's webhook lane sends).
 
     One UPDATE for the batch, under SQLite's write lock or PostgreSQL's row locks (SKIP LOCKED:
     two workers take disjoint batches). A message whose sender died mid-send comes due again
@@ -91,9 +95,10 @@ def claim(limit: int, lease: timedelta, now: datetime | None = None) -> list[Out
     lease_until = now + lease
     _, sending = message_move(MessageAction.CLAIM)
     with write_transaction():
+        lane = OutboxMessage.purpose == WEBHOOK if webhooks else OutboxMessage.purpose != WEBHOOK
         candidates = (
             OutboxMessage.select(OutboxMessage.id)
-            .where(_due(now))
+            .where(_due(now) & lane)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
@@ -172,9 +177,28 @@ def mark_failed(
     return MessageStatus(status)
 
 
-def as_email(msg: OutboxMessage, settings: Settings):  # type: ignore[no-untyped-def]
+Attachment = tuple[str, str, bytes]  # file name, content type, bytes
+
+
+def attachments_of(msg: OutboxMessage, settings: Settings) -> list[Attachment]:
+    """What a message carries besides its text, read at send time: with `LEADS_ATTACH_RESUME`,
+    the attorney's notification carries the resume. A lead that gave a link instead of a file,
+    or was erased meanwhile, attaches nothing. Called from the thread that owns the database
+    connection (the senders' threads do no database work)."""
+    if not settings.attach_resume or msg.purpose != "notification" or msg.lead_id is None:
+        return []
+    row = (
+        Resume.select(Resume.filename, Resume.content_type, Resume.data)
+        .join(Lead)
+        .where((Resume.lead == msg.lead_id) & Lead.erased_at.is_null())
+        .first()
+    )
+    return [] if row is None else [(row.filename, row.content_type, bytes(row.data))]
+
+
+def as_email(msg: OutboxMessage, settings: Settings, attachments: Sequence[Attachment] = ()):  # type: ignore[no-untyped-def]
     composed = Composed(msg.recipient, msg.subject, msg.body_text, msg.body_html)
-    return build_message(composed, settings.from_email, msg.message_id)
+    return build_message(composed, settings.from_email, msg.message_id, attachments=attachments)
 
 
 @dataclass
@@ -197,9 +221,14 @@ class _Outcome(Enum):
 
 
 def _send_one(
-    msg: OutboxMessage, settings: Settings, idle: queue.SimpleQueue[Sender], halt: threading.Event
+    msg: OutboxMessage,
+    settings: Settings,
+    idle: queue.SimpleQueue[Sender],
+    halt: threading.Event,
+    attachments: Sequence[Attachment] = (),
 ) -> tuple[_Outcome, OutboxMessage, Exception | None]:
-    """Send one message on whichever sender (connection) is idle; no database work here."""
+    """Send one message on whichever sender (connection) is idle; no database work here (the
+    caller read its `attachments`)."""
     if halt.is_set():
         return _Outcome.UNTRIED, msg, None
     if utcnow() + lease_for(settings) / 2 > msg.lease_until:
@@ -208,7 +237,7 @@ def _send_one(
         return _Outcome.LEFT, msg, None
     sender = idle.get()
     try:
-        sender.send(as_email(msg, settings))
+        sender.send(as_email(msg, settings, attachments))
     except (DeliveryError, LeadctlError, ValueError) as exc:
         return _Outcome.FAILED, msg, exc
     finally:
@@ -244,7 +273,8 @@ def deliver_due(
             for msg in claimed:
                 if stop is not None and stop():
                     halt.set()
-                recorder.take(*_send_one(msg, settings, idle, halt))
+                files = attachments_of(msg, settings) if not halt.is_set() else []
+                recorder.take(*_send_one(msg, settings, idle, halt, files))
             return recorder.result
         with ThreadPoolExecutor(len(senders), thread_name_prefix="outbox-send") as pool:
             # One message per sender in flight, the next handed out as one finishes: a stop
@@ -252,8 +282,10 @@ def deliver_due(
             waiting = iter(claimed)
             if stop is not None and stop():
                 halt.set()
+            # Attachments are read here, one message ahead of the senders: at most one resume
+            # per sender is in memory, however large the batch.
             pending = {
-                pool.submit(_send_one, msg, settings, idle, halt)
+                pool.submit(_send_one, msg, settings, idle, halt, attachments_of(msg, settings))
                 for msg in itertools.islice(waiting, len(senders))
             }
             error: BaseException | None = None
@@ -274,7 +306,10 @@ def deliver_due(
                             if halt.is_set():
                                 recorder.untried.append(msg)
                             else:
-                                pending.add(pool.submit(_send_one, msg, settings, idle, halt))
+                                files = attachments_of(msg, settings)
+                                pending.add(
+                                    pool.submit(_send_one, msg, settings, idle, halt, files)
+                                )
                 recorder.untried.extend(waiting)
             finally:
                 halt.set()  # on an error of our own, start nothing more
@@ -349,8 +384,13 @@ def release(messages: list[OutboxMessage]) -> None:
 
 
 def drain(sender: Sender | Sequence[Sender], settings: Settings) -> DrainResult:
-    """Deliver everything due now (one pass over each message), as `leadctl outbox send` does."""
+    """Deliver everything due now (one pass over each message), as `leadctl outbox send` does:
+    the emails, and the webhooks when `LEADS_WEBHOOK_URL` is set."""
     total = DrainResult()
+    if settings.webhook_url:
+        from leadctl import webhooks
+
+        total.sent, total.failed = webhooks.drain(settings)
     while True:
         result = deliver_due(sender, settings)
         if result.sent + result.failed == 0:

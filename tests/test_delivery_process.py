@@ -26,7 +26,6 @@ from tests.conftest import (
     make_settings,
     outbox_statuses,
     server_env,
-    submit,
     wait_until,
 )
 
@@ -62,8 +61,19 @@ def _emails(tmp_path: Path) -> list[Path]:
 
 
 def _submit(url: str, i: int) -> httpx.Response:
+    from tests import samples
+
     with httpx.Client(base_url=url, timeout=10) as client:
-        return submit(client, first="Zoë", last=f"Ñúñez{i}", email=f"p{i}@example.com")
+        return client.post(
+            "/api/v1/leads",
+            data={
+                "first_name": "Zoë",
+                "last_name": f"Ñúñez{i}",
+                "email": f"p{i}@example.com",
+                "consent": "true",
+            },
+            files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")},
+        )
 
 
 # -- against `leadctl serve` ------------------------------------------------------------------
@@ -321,3 +331,45 @@ def test_a_stop_between_messages_hands_the_rest_back(sqlite_core: Settings) -> N
     assert [(m.status, m.attempts) for m in rows] == [("sent", 1)] + [("pending", 0)] * 5
     assert all(m.lease_until is None for m in rows[1:])
     assert outbox.drain(sender, sqlite_core).sent == 5
+
+
+# -- the chores the delivery process runs -------------------------------------------------------
+
+
+def test_the_delivery_process_purges_by_retention_at_start_and_reminds(
+    sqlite_core: Settings,
+) -> None:
+    """At start the worker erases what LEADS_RETENTION says is too old (and then daily), and
+    reminds of what waited too long, in its own process."""
+    from datetime import timedelta
+
+    from leadctl import submissions
+    from leadctl.models import Event, Lead
+    from leadctl.resumes import check_resume
+    from leadctl.timeutil import utcnow
+    from leadctl.validation import check_prospect
+    from tests import samples
+
+    def lead(email: str, age: timedelta) -> int:
+        resume = check_resume("cv.pdf", samples.pdf(), sqlite_core.max_resume_bytes)
+        made = submissions.submit(check_prospect("Zoë", "Ñúñez", email), resume, sqlite_core)
+        Lead.update(created_at=utcnow() - age).where(Lead.id == made.lead.id).execute()
+        return made.lead.id
+
+    old = lead("old@example.com", timedelta(days=400))
+    waiting = lead("wait@example.com", timedelta(hours=30))
+    s = sqlite_core.replace(retention="365d", remind_after="24h", escalate_after="off")
+    worker = delivery.DeliveryWorker(s, make_sender, poll_seconds=0.2, separate_process=True)
+    worker.start()
+    try:
+        wait_until(lambda: Lead.get_by_id(old).erased_at is not None, 20, "the purge")
+        wait_until(lambda: Lead.get_by_id(waiting).reminded_at is not None, 20, "the reminder")
+        assert Event.get((Event.lead == old) & (Event.kind == "purged"))
+        wait_until(
+            lambda: OutboxMessage.get(OutboxMessage.purpose == "reminder").status == "sent",
+            20,
+            "the reminder sent",
+        )
+    finally:
+        worker.stop()
+    assert Lead.get_by_id(waiting).erased_at is None

@@ -32,7 +32,12 @@ def _smtp_server_settings(tmp_path: Path, port: int) -> Any:
 def _post(url: str, i: int) -> httpx.Response:
     return httpx.post(
         f"{url}/api/v1/leads",
-        data={"first_name": "Zoë", "last_name": f"Ñúñez{i}", "email": f"p{i}@example.com"},
+        data={
+            "first_name": "Zoë",
+            "last_name": f"Ñúñez{i}",
+            "email": f"p{i}@example.com",
+            "consent": "true",
+        },
         files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")},
         timeout=10,
     )
@@ -97,3 +102,73 @@ def test_messages_pending_at_a_kill_are_delivered_after_restart(
             assert sum(ref in m["Subject"] for _, m in sink.received) == 2
     finally:
         sink.stop()
+
+
+# -- LEADS_ATTACH_RESUME ------------------------------------------------------------------------
+
+
+def _attachments(msg: Any) -> list[tuple[str, str, bytes]]:
+    return [
+        (part.get_filename(), part.get_content_type(), part.get_content())
+        for part in msg.iter_attachments()
+    ]
+
+
+def test_the_attorneys_notification_carries_the_resume_when_asked(
+    tmp_path: Path, make_server: Any, smtp_sink: SmtpSink
+) -> None:
+    settings = _smtp_server_settings(tmp_path, smtp_sink.port).replace(attach_resume=True)
+    server = make_server(settings)
+    resume = samples.pdf(5000)
+    answer = httpx.post(
+        f"{server.url}/api/v1/leads",
+        data={
+            "first_name": "Zoë",
+            "last_name": "Ñúñez",
+            "email": "zoe@example.com",
+            "consent": "true",
+        },
+        files={"resume": ("Zoë CV\r\nBcc: x@evil.example.pdf", resume, "application/pdf")},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    received = {to[0]: msg for to, msg in smtp_sink.wait_for(2, timeout=10)}
+    notification, confirmation = received["intake@localhost"], received["zoe@example.com"]
+    ((name, kind, data),) = _attachments(notification)
+    assert data == resume and kind == "application/pdf"
+    assert "\n" not in name and "\r" not in name and name.endswith(".pdf")
+    assert notification["Bcc"] is None
+    assert _attachments(confirmation) == []  # the prospect's own file never goes back out
+
+
+def test_no_resume_is_attached_by_default(
+    tmp_path: Path, make_server: Any, smtp_sink: SmtpSink
+) -> None:
+    server = make_server(_smtp_server_settings(tmp_path, smtp_sink.port))
+    assert _post(server.url, 1).status_code == 201
+    assert all(_attachments(msg) == [] for _, msg in smtp_sink.wait_for(2, timeout=10))
+
+
+def test_an_erased_lead_or_another_message_attaches_nothing(tmp_path: Path) -> None:
+    from leadctl import db, erasure, outbox, submissions
+    from leadctl.models import OutboxMessage
+    from leadctl.resumes import check_resume
+    from leadctl.schema import ensure_schema
+    from leadctl.validation import check_prospect
+
+    s = make_settings(tmp_path, attach_resume=True)
+    db.bind(s.database_url)
+    ensure_schema()
+    try:
+        resume = check_resume("cv.pdf", samples.pdf(), s.max_resume_bytes)
+        lead = submissions.submit(check_prospect("A", "B", "a@example.com"), resume, s).lead
+        rows = {m.purpose: m for m in OutboxMessage.select().where(OutboxMessage.lead == lead.id)}
+        assert outbox.attachments_of(rows["notification"], s) == [
+            ("cv.pdf", "application/pdf", samples.pdf())
+        ]
+        assert outbox.attachments_of(rows["confirmation"], s) == []
+        assert outbox.attachments_of(rows["notification"], s.replace(attach_resume=False)) == []
+        erasure.erase([lead.id], "ann@firm.example", "asked")
+        assert outbox.attachments_of(rows["notification"], s) == []
+    finally:
+        db.close_connection()

@@ -1,0 +1,179 @@
+"""The quarantine digest: the intake inbox hears of held submissions, at most once per period,
+each lead listed once, a flood summed up in a bounded email."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from leadctl import chores, db, fastpath, submissions
+from leadctl.models import Event, Lead, OutboxMessage
+from leadctl.resumes import check_resume
+from leadctl.settings import Settings
+from leadctl.timeutil import utcnow
+from leadctl.validation import check_prospect
+from tests import samples
+from tests.conftest import (
+    SmtpSink,
+    make_settings,
+    outbox_statuses,
+    smtp_settings,
+    submit,
+    wait_until,
+)
+
+
+def _held(s: Settings, first: str = "Real", last: str = "Person", n: int = 0) -> Lead:
+    resume = check_resume("cv.pdf", samples.pdf(), s.max_resume_bytes)
+    prospect = check_prospect(first, last, f"held{n}@example.com")
+    return submissions.submit(prospect, resume, s, quarantine_reason="honeypot").lead
+
+
+def _digests() -> list[OutboxMessage]:
+    return list(
+        OutboxMessage.select()
+        .where(OutboxMessage.purpose == chores.DIGEST)
+        .order_by(OutboxMessage.id)
+    )
+
+
+@pytest.fixture
+def inbox(core: Settings) -> Settings:
+    return core.replace(quarantine_digest="1h", intake_email="intake@firm.example")
+
+
+def test_held_leads_are_listed_once_and_at_most_one_digest_per_period(inbox: Settings) -> None:
+    first = _held(inbox, "Zoë", "Ñúñez", 1)
+    now = utcnow()
+    assert chores.digest_due(inbox, now) == 1
+    (mail,) = _digests()
+    assert mail.recipient == "intake@firm.example" and mail.lead_id is None
+    assert mail.subject == "1 submission was held as suspected spam"
+    assert first.reference in mail.body_text and "Zoë Ñúñez <held1@example.com>" in mail.body_text
+    assert f"leadctl release {first.id}" in mail.body_text and "honeypot" in mail.body_text
+    second = _held(inbox, "Sam", "Second", 2)
+    assert chores.digest_due(inbox, now + timedelta(minutes=30)) == 0  # within the period
+    assert chores.digest_due(inbox, utcnow() + timedelta(hours=1)) == 1
+    latest = _digests()[-1]
+    assert second.reference in latest.body_text and first.reference not in latest.body_text
+    assert chores.digest_due(inbox, utcnow() + timedelta(hours=3)) == 0  # nothing new: none
+    marks = Event.select().where(Event.kind == chores.DIGESTED)
+    assert sorted(e.lead_id for e in marks) == [first.id, second.id]
+
+
+def test_nothing_held_sends_nothing_and_off_sends_none(inbox: Settings) -> None:
+    assert chores.digest_due(inbox, utcnow()) == 0
+    _held(inbox)
+    assert chores.digest_due(inbox.replace(quarantine_digest="off"), utcnow()) == 0
+    assert _digests() == []
+
+
+def test_a_released_or_purged_lead_is_not_listed(inbox: Settings) -> None:
+    released = _held(inbox, n=1)
+    submissions.release(released.id, "ann@firm.example", inbox)
+    assert chores.digest_due(inbox, utcnow()) == 0
+
+
+def test_a_lead_committed_late_is_still_listed(inbox: Settings) -> None:
+    """A held lead whose created_at falls just before the last digest's cut-off (its
+    transaction committed after the digest looked) is in the next one."""
+    _held(inbox, n=1)
+    assert chores.digest_due(inbox, utcnow()) == 1
+    late = _held(inbox, n=2)
+    Lead.update(created_at=utcnow() - timedelta(minutes=1)).where(Lead.id == late.id).execute()
+    assert chores.digest_due(inbox, utcnow() + timedelta(hours=1)) == 1
+    assert late.reference in _digests()[-1].body_text
+
+
+def test_names_are_escaped_in_the_html(inbox: Settings) -> None:
+    _held(inbox, "<script>alert(1)</script>", "<b>Bold</b>", 1)
+    chores.digest_due(inbox, utcnow())
+    (mail,) = _digests()
+    assert "<script>" not in mail.body_html and "&lt;script&gt;" in mail.body_html
+    assert "<b>Bold" not in mail.body_html
+
+
+def test_ten_thousand_held_leads_make_one_bounded_digest(inbox: Settings) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "reference": f"Q{i:07d}",
+            "first_name": "Spam",
+            "last_name": f"Bot{i}",
+            "email": f"bot{i}@example.com",
+            "email_key": f"bot{i}@example.com",
+            "name_key": f"spam bot{i}",
+            "search_key": f"spam bot{i} bot{i}@example.com",
+            "state": "PENDING",
+            "created_at": now - timedelta(seconds=i),
+            "updated_at": now,
+            "quarantined": True,
+            "quarantine_reason": "form sent back too fast",
+        }
+        for i in range(10_000)
+    ]
+    for start in range(0, len(rows), 500):
+        fastpath.insert_rows(Lead, rows[start : start + 500])
+    assert chores.digest_due(inbox, utcnow()) == 1
+    (mail,) = _digests()
+    assert mail.subject == "10000 submissions were held as suspected spam"
+    assert "... and 9950 more: leadctl list --quarantined" in mail.body_text
+    assert mail.body_text.count("leadctl release") == chores.DIGEST_LISTED
+    assert len(mail.body_text) < 20_000 and len(mail.body_html) < 30_000
+    assert Event.select().where(Event.kind == chores.DIGESTED).count() == 10_000
+    assert chores.digest_due(inbox, utcnow() + timedelta(hours=2)) == 0
+
+
+def test_two_workers_send_one_digest(inbox: Settings) -> None:
+    for i in range(5):
+        _held(inbox, n=i)
+    db.close_connection()
+    start = threading.Barrier(4)
+    sent: list[int] = []
+
+    def work() -> None:
+        try:
+            start.wait()
+            sent.append(chores.digest_due(inbox, utcnow()))
+        finally:
+            db.close_connection()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(sent) == [0, 0, 0, 1]
+    assert len(_digests()) == 1
+
+
+@pytest.mark.e2e
+def test_the_server_mails_a_digest_of_a_bot_caught_by_the_honeypot(
+    tmp_path: Path, make_server: Any, smtp_sink: SmtpSink
+) -> None:
+    s = smtp_settings(
+        make_settings(
+            tmp_path,
+            quarantine_digest="2s",
+            intake_email="intake@firm.example",
+            require_consent=False,
+        ),
+        smtp_sink.port,
+    )
+    server = make_server(s)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        answer = submit(client, first="Real", last="Human", website="http://spam.example")
+    assert answer.status_code == 201
+    received = smtp_sink.wait_for(1, timeout=15)
+    ((to, mail),) = received
+    assert to == ["intake@firm.example"]
+    assert "held as suspected spam" in str(mail["Subject"])
+    text = mail.get_body(("plain",)).get_content()
+    assert answer.json()["reference"] in text and "Real Human" in text
+    wait_until(lambda: outbox_statuses(tmp_path) == ["sent"], 10, "the digest recorded as sent")
+    assert len(smtp_sink.received) == 1  # nothing to the bot, nothing to an attorney
