@@ -238,7 +238,9 @@ class Settings:
     webhook_url: str = _setting(
         "LEADS_WEBHOOK_URL",
         "",
-        "Where lead events are POSTed (https://…, or http:// to this machine); empty: none.",
+        "Where lead events are POSTed (https://…, or http:// to this machine); empty: none. "
+        "Shown as `***`: a chat webhook's path is its password.",
+        secret=True,
     )
     webhook_secret: str = _setting(
         "LEADS_WEBHOOK_SECRET",

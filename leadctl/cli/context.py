@@ -53,10 +53,11 @@ class Env:
         a database it made fails naming where it looked instead."""
         if self._db_open:
             return
-        from leadctl import db, schema
+        from leadctl import db, events, schema
 
         url = self.settings.database_url
         db.bind(url, self.settings.sqlite_busy_timeout_ms, create=create)
+        events.configure(self.settings)  # local changes queue webhooks as the server's do
         try:
             if check_schema:
                 version = schema.current_version()

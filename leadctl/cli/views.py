@@ -154,6 +154,7 @@ def render_stats(s: dict[str, Any]) -> str:
         f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
         *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
         f"Overdue (>24h):   {s['overdue_24h']:,}",
+        f"Reminded:         {s['reminded']:,}   escalated: {s['escalated']:,}",
         f"First contact:    median {_duration(fc['median_seconds'])}, "
         f"p90 {_duration(fc['p90_seconds'])} "
         f"({fc['reached_out']:,} reached out)",
