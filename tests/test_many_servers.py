@@ -7,6 +7,7 @@ across them as they do within one.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -52,9 +53,9 @@ class Pair:
             return list(conn.execute(sql, params).fetchall())
 
 
-@pytest.fixture
-def start_pair(tmp_path: Path, make_server: Any) -> Iterator[Callable[..., Pair]]:
-    """Factory: a fresh schema with `attorneys` active attorneys, then two servers on it."""
+@contextlib.contextmanager
+def pair_factory(tmp_path: Path, make_server: Any) -> Iterator[Callable[..., Pair]]:
+    """A fresh schema, and a factory: `attorneys` active attorneys, then two servers on it."""
     with postgres_schema() as url:
 
         def start(count: int = 3, adjust: Callable[[Settings], Settings] | None = None) -> Pair:
@@ -69,6 +70,12 @@ def start_pair(tmp_path: Path, make_server: Any) -> Iterator[Callable[..., Pair]
                 database.obj.close()
             return Pair(make_server(settings), make_server(settings), url)
 
+        yield start
+
+
+@pytest.fixture
+def start_pair(tmp_path: Path, make_server: Any) -> Iterator[Callable[..., Pair]]:
+    with pair_factory(tmp_path, make_server) as start:
         yield start
 
 
