@@ -113,7 +113,15 @@ def core_error_pairs(exc: core.LeadctlError) -> tuple[int, list[tuple[str | None
     return exc.http_status, [(field, str(exc))]
 
 
+STORAGE_UNAVAILABLE = "the database cannot take writes right now; try again shortly"
+
+
 def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:
+    if isinstance(exc, core.StorageUnavailable):
+        # The database's own words (a PostgreSQL deadlock names process ids and lock keys) go to
+        # the log, not to a stranger.
+        log.warning("storage unavailable: %s", exc)
+        return error_response(503, [(None, STORAGE_UNAVAILABLE)], exc.code)
     status, pairs = core_error_pairs(exc)
     return error_response(status, pairs, exc.code)
 
