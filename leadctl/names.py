@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import re
 import unicodedata
+import weakref
+from typing import Any
 
 # Words that say what kind of entity a name is, not which one: "ACME Holdings, LLC" is
 # "Acme Holdings".
@@ -18,6 +20,9 @@ ENTITY_WORDS = frozenset(
 MAX_WORDS = 20  # a name is a few words; a pasted essay must not cost a query per word
 MAX_WORD = 100  # NameToken.token's length
 _WORD = re.compile(r"\w+")
+# The `erasure` secret of each bound database, once read: every conflict check hashes a
+# handful of keys, and a query per hash would cost more than the check itself.
+_secrets: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 
 def words(text: str) -> list[str]:
@@ -25,9 +30,10 @@ def words(text: str) -> list[str]:
     decomposed = unicodedata.normalize("NFKD", text[:2000])
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     seen: dict[str, None] = {}
-    for word in _WORD.findall(plain.replace("_", " ")):
+    for found in _WORD.findall(plain.replace("_", " ")):
+        word = found[:MAX_WORD]
         if word not in ENTITY_WORDS and word not in seen:
-            seen[word[:MAX_WORD]] = None
+            seen[word] = None
             if len(seen) == MAX_WORDS:
                 break
     return list(seen)
@@ -43,6 +49,21 @@ def keyed_hash(value: str) -> str:
     """HMAC-SHA256 of `value` with the database's `erasure` secret. An erased lead keeps this of
     its name key and email key instead of the data; a later check of the same name or address
     computes the same hash and finds the tombstone, and nothing can be read back from it."""
+    return hmac.new(_erasure_secret(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _erasure_secret() -> bytes:
+    """The `erasure` secret, kept per database once read back as stored. One made here is not
+    kept: the transaction that made it might still be rolled back."""
+    from leadctl.models import AppSecret, database
     from leadctl.submissions import shared_secret
 
-    return hmac.new(shared_secret("erasure"), value.encode(), hashlib.sha256).hexdigest()
+    db = database.obj
+    known = _secrets.get(db)
+    if known is not None:
+        return known
+    row = AppSecret.get_or_none(AppSecret.name == "erasure")
+    if row is None:
+        return shared_secret("erasure")
+    _secrets[db] = secret = bytes.fromhex(row.value)
+    return secret

@@ -61,6 +61,10 @@ class Backend(Protocol):
 
     def stats(self, since: datetime | None) -> dict[str, Any]: ...
 
+    def conflicts(self, names: list[str], lead: str | None, limit: int) -> dict[str, Any]:
+        """`{"hits": [...], "common_words": [...]}`: see leadctl.conflicts.search."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -134,6 +138,12 @@ class LocalBackend:
         from leadctl import stats
 
         return stats.compute(since)
+
+    def conflicts(self, names: list[str], lead: str | None, limit: int) -> dict[str, Any]:
+        from leadctl import conflicts, leads
+
+        lead_id = leads.find(lead, include_quarantined=True).id if lead is not None else None
+        return conflicts.search(names, lead_id=lead_id, limit=limit).as_dict()
 
     def close(self) -> None:
         pass

@@ -233,3 +233,9 @@ class RemoteBackend:
         params = {"since": iso(since) or ""} if since else {}
         result: dict[str, Any] = self._json("GET", "/api/v1/stats", params=params)
         return result
+
+    def conflicts(self, names: list[str], lead: str | None, limit: int) -> dict[str, Any]:
+        # POST: the names a firm checks stay out of URLs and so out of every access log.
+        body = {"names": names, "lead": lead, "limit": limit}
+        result: dict[str, Any] = self._json("POST", "/api/v1/conflicts", json=body)
+        return result
