@@ -130,7 +130,7 @@ def test_an_unreachable_server_is_one_line_and_exit_1(cli: Any) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = cli("list", env={"LEADCTL_SERVER": url, "LEADCTL_TOKEN": "lct_x"})
     assert result.code == 1
-    assert result.stderr == f"leadctl: error: cannot reach {url}: ConnectError\n"
+    assert result.stderr == f"leadctl: error: cannot reach {url}: is the server running?\n"
 
 
 def test_a_revoked_token_is_exit_4_with_the_next_step(cli: Any, server: str, seeded: Any) -> None:

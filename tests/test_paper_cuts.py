@@ -84,10 +84,6 @@ def test_global_options_after_the_command_reach_a_real_server(
         assert refused.code == 2 and "--as is for local mode" in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the message is leadctl/cli/remote.py's (H2's file): 'is the server running?' missing",
-)
 def test_an_unreachable_server_asks_whether_it_is_running(cli: Any) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = cli("list", "--server", url, env={"LEADCTL_TOKEN": "lct_x"})

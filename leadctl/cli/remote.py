@@ -127,6 +127,8 @@ class RemoteBackend:
             raise LeadctlError(
                 f"{self.server} did not answer within {TIMEOUT_SECONDS:.0f} s"
             ) from None
+        except httpx.ConnectError:
+            raise LeadctlError(f"cannot reach {self.server}: is the server running?") from None
         except httpx.HTTPError as exc:
             raise LeadctlError(f"cannot reach {self.server}: {type(exc).__name__}") from None
         if response.status_code < 400:
