@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from leadctl.leads import LeadQuery, Outcome
 from leadctl.states import Action
+
+if TYPE_CHECKING:
+    from leadctl.permissions import Caller
+    from leadctl.settings import Settings
 
 
 @dataclass
@@ -69,10 +74,24 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Works directly on the database named by `--db` / `LEADS_DATABASE_URL`."""
+    """Works directly on the database named by `--db` / `LEADS_DATABASE_URL`, with the local
+    actor's rights: `--as`, `LEADCTL_ACTOR`, else the OS user, held to what a token of theirs
+    would be held to by the server (leadctl.permissions): the same reading scope, the same
+    right to change a lead."""
 
-    def __init__(self, actor: str) -> None:
+    def __init__(self, actor: str, settings: Settings) -> None:
         self.actor = actor
+        self.settings = settings
+        self._caller: Caller | None = None
+
+    @property
+    def caller(self) -> Caller:
+        """Who the local actor is, with their rights; looked up once, when first needed."""
+        if self._caller is None:
+            from leadctl import permissions
+
+            self._caller = permissions.local(self.actor)
+        return self._caller
 
     def me(self) -> dict[str, Any]:
         """The local actor: their attorney record when there is one, else just the email."""
@@ -88,51 +107,68 @@ class LocalBackend:
             pass
         return {"id": None, "name": self.actor, "email": self.actor, "role": None, "active": None}
 
+    def _scoped(self, query: LeadQuery) -> LeadQuery:
+        if self.settings.attorney_scope != "own":
+            return query  # every attorney reads every lead: no look-up needed
+        from leadctl import permissions
+
+        only = permissions.reads_only(self.caller, self.settings.attorney_scope)
+        return dataclasses.replace(query, visible_to=only)
+
+    def _readable(self, ident: str, *, include_quarantined: bool = False) -> Any:
+        from leadctl import leads, permissions
+
+        lead = leads.find(ident, include_quarantined=include_quarantined)
+        if self.settings.attorney_scope == "own":
+            permissions.check_read(self.caller, lead, self.settings.attorney_scope)
+        return lead
+
     def list_leads(
         self, query: LeadQuery, with_total: bool = False
     ) -> tuple[list[dict[str, Any]], int | None]:
         from leadctl import leads
 
+        query = self._scoped(query)
         items = list(leads.iter_lead_dicts(query))
         return items, leads.count(query) if with_total else None
 
     def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
         from leadctl import leads
 
-        return leads.iter_lead_dicts(query)
+        return leads.iter_lead_dicts(self._scoped(query))
 
     def count_leads(self, query: LeadQuery) -> int:
         from leadctl import leads
 
-        return leads.count(query)
+        return leads.count(self._scoped(query))
 
     def show(self, ident: str) -> dict[str, Any]:
         from leadctl import leads
 
-        return leads.detail_dict(leads.find(ident, include_quarantined=True))
+        return leads.detail_dict(self._readable(ident, include_quarantined=True))
 
     def resume(self, ident: str) -> ResumeFile:
         from leadctl import leads
 
-        row = leads.resume_of(leads.find(ident))
+        row = leads.resume_of(self._readable(ident))
         return ResumeFile(row.filename, row.content_type, bytes(row.data))
 
     def change_state(self, ident: str, action: Action, note: str | None, dry_run: bool) -> Outcome:
         from leadctl import leads
 
         if dry_run:
-            return leads.preview_state(ident, action)
-        return leads.change_state(ident, action, self.actor, note)
+            return leads.preview_state(ident, action, self.caller)
+        return leads.change_state(ident, action, self.caller, note)
 
     def add_note(self, ident: str, text: str) -> Outcome:
         from leadctl import leads
 
-        return leads.add_note(ident, text, self.actor)
+        return leads.add_note(ident, text, self.caller)
 
     def assign(self, ident: str, attorney_email: str) -> Outcome:
         from leadctl import leads
 
-        return leads.assign(ident, attorney_email, self.actor)
+        return leads.assign(ident, attorney_email, self.caller, self.settings)
 
     def stats(self, since: datetime | None) -> dict[str, Any]:
         from leadctl import stats

@@ -110,10 +110,10 @@ class Env:
                 )
             token, _source = find_token(server)
             return RemoteBackend(server, token)
-        from leadctl.cli.scoped_backend import ScopedLocalBackend
+        from leadctl.cli.backend import LocalBackend
 
         self.open_database()
-        return ScopedLocalBackend(self.actor, self.settings)
+        return LocalBackend(self.actor, self.settings)
 
     def identity(self, backend: Backend) -> str:
         """The email the caller acts as: the token's attorney remotely, else the local actor."""
