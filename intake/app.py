@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from intake import errors, public
+from intake import errors, pages, public
 from intake.conflict_routes import ROUTES as CONFLICT_ROUTES
 from intake.metrics import Metrics, metrics
 from intake.observability import observe
@@ -21,25 +21,30 @@ from intake.ratelimit import RateLimiter, SharedRateLimiter
 from intake.readiness import file_identity, ready
 from intake.security import security_headers
 from intake.staff import STAFF_ROUTES
-from intake.submission import Intake
+from intake.submission import BODY_OVERHEAD, Intake
 from intake.writer import GroupCommitWriter
-from leadctl import db, fastpath, schema, submissions
+from leadctl import db, events, fastpath, schema, submissions, template_check
 from leadctl.delivery import DeliveryWorker
 from leadctl.errors import LeadctlError
 from leadctl.mailer import make_sender
 from leadctl.settings import Settings
 
-BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
-
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> Litestar:
-    """The intake application; nothing connects until the server starts."""
+    """The intake application; nothing connects until the server starts.
+
+    Every template is rendered with samples first: a firm's template that fails stops the
+    server here, with one line naming its file and line (TemplateError), not at the first
+    submission.
+    """
     settings = settings or Settings.from_env()
+    template_check.first_problem(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db.bind(settings.database_url, settings.sqlite_busy_timeout_ms)
         schema.ensure_schema()
+        events.configure(settings)  # lead events become webhooks when LEADS_WEBHOOK_URL is set
         app.state.database_file = file_identity(settings)  # /ready notices it removed or replaced
         limiter: RateLimiter | SharedRateLimiter | None = None
         chores: list[Callable[[], object]] = [submissions.forget_old_keys]
@@ -84,7 +89,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             public.stylesheet,
             # One router for /api/v1: the public POST and the staff GET share /api/v1/leads.
             Router(
-                path="/api/v1", route_handlers=[public.create_lead, *STAFF_ROUTES, *CONFLICT_ROUTES]
+                path="/api/v1",
+                route_handlers=[
+                    public.create_lead,
+                    public.disclaimer_text,
+                    *STAFF_ROUTES,
+                    *CONFLICT_ROUTES,
+                ],
             ),
         ],
         lifespan=[lifespan],
@@ -110,8 +121,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                 }
             ),
         ),
+        template_config=pages.template_config(settings),
         debug=False,
-        state=State({"metrics": collected}),
+        state=State({"metrics": collected, "stylesheet": pages.stylesheet(settings)}),
     )
     # Around the whole app, as Litestar's own CORS middleware is: route middleware never sees a
     # 404 or 405, and those too get a request id, an access-log line and their latency.

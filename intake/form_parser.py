@@ -18,7 +18,7 @@ from multipart import (
     PushMultipartParser,
 )
 
-from leadctl.errors import ResumeTooLarge
+from leadctl.resumes import too_large
 
 MAX_TEXT_FIELD_BYTES = 16 * 1024
 MAX_PARTS = 16
@@ -76,19 +76,23 @@ async def parse_form(
     max_file_bytes: int,
     timeout: float = 60.0,
     file_field: str = "resume",
+    into: ParsedForm | None = None,
+    max_body_bytes: int | None = None,
 ) -> ParsedForm:
-    """Read the request body into text fields and at most one file.
+    """Read the request body into text fields and at most one file (into `into`, if given: a
+    caller that catches a refusal still has the fields read before it, to show them again).
 
     Stops reading as soon as a limit is passed: the file beyond `max_file_bytes` (413), a text
     field beyond 16 KiB (413), more than 16 parts or a second file (400), a file name over 255
     characters (422, naming the field), a part header over 16 KiB or a field name over 100
     characters (400), a body that takes longer than `timeout` seconds to arrive (408: a slow
-    client cannot hold a worker).
+    client cannot hold a worker), more than `max_body_bytes` in all (413, as the resume's
+    limit: a route that reads past an announced Content-Length keeps the fields before it).
     """
-    form = ParsedForm()
+    form = ParsedForm() if into is None else into
     try:
         async with asyncio.timeout(timeout):
-            return await _read(request, form, max_file_bytes, file_field)
+            return await _read(request, form, max_file_bytes, file_field, max_body_bytes)
     except TimeoutError:
         raise FormError(408, f"the upload took longer than {timeout:.0f} s; try again") from None
 
@@ -98,8 +102,10 @@ async def _read(
     form: ParsedForm,
     max_file_bytes: int,
     file_field: str,
+    max_body_bytes: int | None = None,
 ) -> ParsedForm:
     segment: MultipartSegment | None = None
+    streamed, most = 0, max_body_bytes or float("inf")
     buffer = io.BytesIO()  # getvalue() hands over its bytes without a copy
     received = limit = 0
     boundary = _boundary(request)
@@ -115,6 +121,7 @@ async def _read(
             max_segment_count=MAX_PARTS,
         ) as parser:
             async for chunk in request.stream():
+                streamed += len(chunk)
                 recent.append(chunk)
                 kept += len(chunk)
                 while kept - len(recent[0]) > _HEADER_WINDOW:
@@ -131,9 +138,7 @@ async def _read(
                         if received > limit:
                             assert segment is not None
                             if segment.filename is not None:
-                                raise ResumeTooLarge(
-                                    f"the resume is larger than {max_file_bytes:,} bytes"
-                                )
+                                raise too_large(max_file_bytes)
                             raise FormError(
                                 413, f"the field {segment.name!r} is too large", segment.name
                             )
@@ -143,8 +148,10 @@ async def _read(
                         segment, buffer = None, io.BytesIO()
                 if parser.closed:
                     break
+                if streamed > most:  # after the chunk's fields are kept (a client's one chunk)
+                    raise too_large(max_file_bytes)
     except RequestEntityTooLarge:
-        raise ResumeTooLarge(f"the upload is larger than {max_file_bytes:,} bytes") from None
+        raise too_large(max_file_bytes) from None
     except (ParserError, ClientException) as exc:
         raise FormError(400, f"the multipart/form-data body is malformed: {exc}") from None
     except ParserLimitReached as exc:

@@ -1,4 +1,5 @@
-"""Public routes: the HTML intake form, `POST /api/v1/leads`, and `GET /health` (liveness)."""
+"""Public routes: the HTML intake form, `POST /api/v1/leads`, the disclaimer, and `GET /health`
+(liveness)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.response import Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from intake import formtoken
 from intake.errors import core_error_pairs, documented, error_response
 from intake.form_parser import FormError, ParsedForm
-from intake.pages import STYLESHEET, confirmation_page, form_page
+from intake.pages import confirmation_page, form_page
 from intake.submission import Intake, idempotency_key, read_submission, store_submission
+from leadctl import rendering
 from leadctl.db import ping
 from leadctl.errors import LeadctlError
 from leadctl.submissions import Submitted
 from leadctl.timeutil import iso
+from leadctl.validation import MAX_RESUME_URL
 
 
 @dataclass
@@ -67,7 +71,7 @@ def flood_gate(app: ASGIApp) -> ASGIApp:
         if intake is None or wait is None:
             await app(scope, receive, send)
             return
-        refusal: Response[Any]
+        refusal: Response[Any] | Template
         if kind == "api":
             refusal = error_response(429, [(None, f"too many submissions; try again in {wait} s")])
         else:
@@ -99,9 +103,33 @@ class CreateLeadOperation(Operation):
                             "first_name": text,
                             "last_name": text,
                             "email": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.EMAIL),
-                            "resume": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                            "resume": Schema(
+                                type=OpenAPIType.STRING,
+                                format=OpenAPIFormat.BINARY,
+                                description="the resume file; or send `resume_url` instead",
+                            ),
+                            "resume_url": Schema(
+                                type=OpenAPIType.STRING,
+                                format=OpenAPIFormat.URI,
+                                max_length=MAX_RESUME_URL,
+                                description=(
+                                    "instead of a file: an https link to the resume (a public "
+                                    "host name, no user name or password), stored and never "
+                                    "fetched"
+                                ),
+                            ),
+                            "consent": Schema(
+                                type=OpenAPIType.STRING,
+                                enum=["true", "false"],
+                                description=(
+                                    "`true` when the prospect accepted the firm's disclaimer "
+                                    "(GET /api/v1/disclaimer); required while "
+                                    "LEADS_REQUIRE_CONSENT is on (the default). `yes`, `on` "
+                                    "and `1` count as true too, in any case."
+                                ),
+                            ),
                         },
-                        required=["first_name", "last_name", "email", "resume"],
+                        required=["first_name", "last_name", "email"],
                     )
                 )
             },
@@ -125,10 +153,13 @@ class CreateLeadOperation(Operation):
     responses=documented(400, 408, 409, 413, 415, 422, 429, 503),
     summary="Submit a lead",
     description=(
-        "multipart/form-data with `first_name`, `last_name`, `email` and the `resume` file. "
-        "422 names every failing field; 413 resume too large; 415 resume type not accepted; "
-        "429 too many submissions (see Retry-After). An `Idempotency-Key` header makes a "
-        "retried submission return the first answer."
+        "multipart/form-data with `first_name`, `last_name`, `email`, `consent=true` (while "
+        "LEADS_REQUIRE_CONSENT is on: the lead records the time and the version of the "
+        "disclaimer accepted, see GET /api/v1/disclaimer) and exactly one of the `resume` file "
+        "or `resume_url` (https, at most 2,048 characters, never fetched). 422 names every "
+        "failing field (`consent`, `resume`, `resume_url` included); 413 resume too large; 415 "
+        "resume type not accepted; 429 too many submissions (see Retry-After). An "
+        "`Idempotency-Key` header makes a retried submission return the first answer."
     ),
     tags=["public"],
     opt={RATE_LIMITED: "api"},
@@ -149,10 +180,38 @@ async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
     )
 
 
+@dataclass
+class DisclaimerText:
+    """The disclaimer the form shows, as HTML, and its version (what a consenting lead records:
+    the SHA-256 of that HTML with its white space normalized)."""
+
+    version: str
+    html: str
+    required: bool
+    privacy_url: str
+
+
+@get(
+    "/disclaimer",
+    tags=["public"],
+    summary="The disclaimer a submission's consent accepts",
+    description=(
+        "Show this text beside your own form before you send `consent=true`: the lead records "
+        "its `version`."
+    ),
+)
+async def disclaimer_text(state: State) -> DisclaimerText:
+    settings = state.intake.settings
+    shown = rendering.disclaimer(settings)
+    return DisclaimerText(
+        shown.version, str(shown.html), settings.require_consent, settings.privacy_url
+    )
+
+
 @get("/", media_type=MediaType.HTML, include_in_schema=False)
-async def show_form(state: State) -> str:
+async def show_form(state: State) -> Template:
     intake: Intake = state.intake
-    return form_page(formtoken.issue(intake.form_secret))
+    return form_page(intake.settings, formtoken.issue(intake.form_secret))
 
 
 @post(
@@ -161,17 +220,20 @@ async def show_form(state: State) -> str:
     include_in_schema=False,
     status_code=201,
     opt={RATE_LIMITED: "form"},
+    # No refusal on the announced Content-Length: the fields come before the file, and a 413
+    # page shows them again. read_submission cuts the body off at the same limit.
+    request_max_body_size=None,
 )
-async def submit_form(request: Request, state: State) -> Response[str]:
+async def submit_form(request: Request, state: State) -> Template:
     intake: Intake = state.intake  # a client over the rate limit never gets here: flood_gate
-    form = ParsedForm()
+    form = ParsedForm()  # filled as it is read: a refusal midway still shows what was typed
     try:
-        form = await read_submission(request, intake)
+        form = await read_submission(request, intake, into=form)
         check = formtoken.check(
             intake.form_secret, form.fields.get("form_token"), intake.settings.min_fill_seconds
         )
         submitted = await store_submission(
-            form, intake, key=check.key, quarantine_reason=check.bot_reason
+            form, intake, key=check.key, quarantine_reason=check.bot_reason, page=True
         )
     except FormError as exc:
         return _form_again(intake, form, exc.status, [(exc.field or "form", str(exc))])
@@ -182,30 +244,25 @@ async def submit_form(request: Request, state: State) -> Response[str]:
         )
     await intake.accepted(request, submitted)
     _note_outcome(request, submitted)
-    return Response(
-        confirmation_page(submitted.lead.first_name, submitted.lead.reference),
-        status_code=201,
-        media_type=MediaType.HTML,
-    )
+    return confirmation_page(intake.settings, submitted.lead.first_name, submitted.lead.reference)
 
 
 def _form_again(
     intake: Intake, form: ParsedForm, status: int, pairs: list[tuple[str, str]]
-) -> Response[str]:
-    errors: dict[str, str] = {}
+) -> Template:
+    errors: dict[str | None, str] = {}
     for field, message in pairs:
         errors.setdefault(field, message)
     token = formtoken.issue(intake.form_secret, previous=form.fields.get("form_token"))
-    page = form_page(token, form.fields, errors)
-    return Response(page, status_code=status, media_type=MediaType.HTML)
+    return form_page(intake.settings, token, form.fields, errors, status_code=status)
 
 
 @get("/form.css", media_type="text/css", include_in_schema=False)
-async def stylesheet() -> Response[str]:
-    """The pages' styles, served rather than inline: their Content-Security-Policy allows no
-    inline code."""
+async def stylesheet(state: State) -> Response[str]:
+    """The pages' styles (`pages/form.css`, rendered once at start), served rather than inline:
+    their Content-Security-Policy allows no inline code."""
     return Response(
-        STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        state.stylesheet, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
     )
 
 

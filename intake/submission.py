@@ -14,15 +14,21 @@ from litestar.types import Scope
 
 from intake.form_parser import ParsedForm, parse_form
 from intake.ratelimit import RateLimiter, SharedRateLimiter, client_address
-from leadctl import submissions
+from leadctl import rendering, submissions
 from leadctl.errors import InvalidInput, UnsupportedResume
-from leadctl.resumes import check_resume
+from leadctl.resumes import CheckedResume, ResumeLink, check_resume
 from leadctl.settings import Settings
-from leadctl.validation import check_prospect
+from leadctl.validation import Prospect, check_consent, check_prospect, check_resume_url
 
 log = logging.getLogger(__name__)
 TEXT_FIELDS = ("first_name", "last_name", "email")
 HONEYPOT = "website"
+BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
+CONSENT_NEEDED = {
+    True: "please tick this box to confirm you have read the notice above",
+    False: "must be true: the prospect must accept the firm's disclaimer "
+    "(GET /api/v1/disclaimer shows it)",
+}
 
 
 @dataclass
@@ -71,11 +77,19 @@ class Intake:
         self.limiter.record(self.client(request.scope))
 
 
-async def read_submission(request: Request, intake: Intake) -> ParsedForm:
+async def read_submission(
+    request: Request, intake: Intake, into: ParsedForm | None = None
+) -> ParsedForm:
+    """The submission's form, read within the limits (see `parse_form`). With `into` (the
+    HTML form's route, which takes any Content-Length), the fields read before a refusal stay
+    in it, and the body is cut off at the resume's limit plus BODY_OVERHEAD."""
+    limit = intake.settings.max_resume_bytes
     return await parse_form(
         request,
-        max_file_bytes=intake.settings.max_resume_bytes,
+        max_file_bytes=limit,
         timeout=intake.settings.body_timeout_seconds,
+        into=into,
+        max_body_bytes=None if into is None else limit + BODY_OVERHEAD,
     )
 
 
@@ -96,55 +110,120 @@ async def store_submission(
     *,
     key: str | None = None,
     quarantine_reason: str | None = None,
+    page: bool = False,
 ) -> submissions.Submitted:
     """Validate everything, then commit lead + resume + events + outbox in one transaction.
 
     Raises InvalidInput (422) listing every failing field, or UnsupportedResume (415) when the
-    resume type is the only problem; ResumeTooLarge (413) was raised while reading.
+    resume type is the only problem; ResumeTooLarge (413) was raised while reading. `page`:
+    the form sent this (its messages speak to a person, not to an API client).
     """
+    settings = intake.settings
     errors: list[tuple[str, str]] = [
-        (f, "is not valid UTF-8 text") for f in TEXT_FIELDS if f in form.not_utf8
+        (f, "is not valid UTF-8 text")
+        for f in (*TEXT_FIELDS, "resume_url", "consent")
+        if f in form.not_utf8
     ]
     prospect = None
     try:
         prospect = check_prospect(*(form.fields.get(f) for f in TEXT_FIELDS))
     except InvalidInput as exc:
         errors.extend((f, m) for f, m in exc.errors if f not in form.not_utf8)
-    upload = form.files.get("resume")
-    resume = None
-    if upload is None or not upload.data:
-        errors.append(
-            (
-                "resume",
-                "a resume file is required" if upload is None else "the resume file is empty",
-            )
-        )
-    else:
-        try:
-            # Off the event loop: deciding the type of 10 MiB takes tens of ms of CPU, in steps
-            # that each hold the GIL for about a millisecond (leadctl.resumes).
-            resume = await asyncio.to_thread(
-                check_resume, upload.filename, upload.data, intake.settings.max_resume_bytes
-            )
-        except UnsupportedResume as exc:
-            if not errors:
-                raise
-            errors.append(("resume", str(exc)))
+    resume, unsupported = await _resume(form, settings, errors, page)
+    if unsupported is not None:
+        errors.append(("resume", str(unsupported)))
+    version = _consent(form, settings, errors, page)
+    if unsupported is not None and len(errors) == 1:
+        raise unsupported  # the type is the only problem: 415
     if errors or prospect is None or resume is None:
         raise InvalidInput(errors)
     if quarantine_reason is None and form.fields.get(HONEYPOT, "").strip():
         quarantine_reason = "the hidden website field was filled"
+    hits = None if quarantine_reason is not None else await _conflicts(prospect)
     loop = asyncio.get_running_loop()
     submitted = await loop.run_in_executor(
         intake.writer,
         lambda: submissions.submit(
             prospect,
             resume,
-            intake.settings,
+            settings,
             idempotency_key=key,
             quarantine_reason=quarantine_reason,
+            disclaimer_version=version,
+            conflict_hits=hits,
         ),
     )
     if not submitted.replayed and quarantine_reason is None:
         intake.notify()
     return submitted
+
+
+async def _conflicts(prospect: Prospect) -> list[dict[str, Any]] | None:
+    """The conflict check, made on a worker thread before the lead is stored: its look-ups
+    (most of a submission's work) stay off the one writer. None when it fails: the writer then
+    makes it, and the database's state decides the answer."""
+    try:
+        return await anyio.to_thread.run_sync(
+            submissions.check_conflicts, prospect.first_name, prospect.last_name, prospect.email
+        )
+    except Exception:  # retried on the writer, where a failure is the answer's
+        log.warning(
+            "the conflict check failed before the write; the writer makes it", exc_info=True
+        )
+        return None
+
+
+async def _resume(
+    form: ParsedForm, settings: Settings, errors: list[tuple[str, str]], page: bool
+) -> tuple[CheckedResume | ResumeLink | None, UnsupportedResume | None]:
+    """Exactly one of the `resume` file and the `resume_url` link, checked; a problem is added
+    to `errors`, except a type the file cannot be (returned: 415 when it is the only problem)."""
+    upload = form.files.get("resume")
+    link = form.fields.get("resume_url", "").strip()
+    if upload is not None and link:
+        errors.append(("resume_url", "send either a resume file or a resume_url, not both"))
+        return None, None
+    if link:
+        try:
+            return ResumeLink(check_resume_url(link)), None
+        except ValueError as exc:
+            errors.append(("resume_url", str(exc)))
+            return None, None
+    if upload is None or not upload.data:
+        if upload is not None:
+            errors.append(("resume", "the resume file is empty"))
+        elif "resume_url" not in form.not_utf8:
+            required = "a resume file is required"
+            errors.append(("resume", required if page else f"{required} (or a resume_url)"))
+        return None, None
+    try:
+        # Off the event loop: deciding the type of 10 MiB takes tens of ms of CPU, in steps
+        # that each hold the GIL for about a millisecond (leadctl.resumes).
+        checked = await asyncio.to_thread(
+            check_resume, upload.filename, upload.data, settings.max_resume_bytes
+        )
+    except UnsupportedResume as exc:
+        return None, exc
+    except InvalidInput as exc:  # too small to be a document
+        errors.extend(exc.errors)
+        return None, None
+    return checked, None
+
+
+def _consent(
+    form: ParsedForm, settings: Settings, errors: list[tuple[str, str]], page: bool
+) -> str | None:
+    """The version of the disclaimer accepted, or None; a missing consent is an error while
+    `LEADS_REQUIRE_CONSENT` is on, and a value that is neither yes nor no always is."""
+    if "consent" in form.not_utf8:
+        return None
+    try:
+        agreed = check_consent(form.fields.get("consent"))
+    except ValueError as exc:
+        errors.append(("consent", str(exc)))
+        return None
+    if not agreed:
+        if settings.require_consent:
+            errors.append(("consent", CONSENT_NEEDED[page]))
+        return None
+    return rendering.disclaimer(settings).version

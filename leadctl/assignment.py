@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from leadctl import fastpath
-from leadctl.models import Attorney
+from leadctl.models import Attorney, email_key
 
 
 def choose_attorney(email: str, now: datetime) -> tuple[Attorney | None, str]:
     """Pick (attorney or None, reason) and mark the pick; call inside the lead's transaction.
 
-    Through the fast path's SQL: this runs for every submission, on the intake's one writer.
+    A returning prospect is recognized whatever the case of the address (`Jane@Example.com` is
+    `jane@example.com`). Through the fast path's SQL: this runs for every submission, on the
+    intake's one writer.
     """
     reason = "returning prospect"
-    row = fastpath.returning_attorney(email)
+    row = fastpath.returning_attorney(email_key(email))
     if row is None:
         reason = "round robin"
         row = fastpath.least_recent_attorney()

@@ -1,5 +1,6 @@
 """What `leadctl config` shows (each setting, its source, secrets masked) and what
-`leadctl config check` finds: every problem in the settings, the database and the SMTP login."""
+`leadctl config check` finds: every problem in the settings, the database, the templates and
+the SMTP login."""
 
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ def check(sources: Sources, overrides: Mapping[str, str], *, smtp: bool = False)
         _check_database(settings, report)
     if settings.mail_backend == "file":
         _check_mail_dir(settings.mail_dir, report)
+    _check_templates(settings, report)
     if smtp:
         _check_smtp(settings, report)
     return report
@@ -279,6 +281,18 @@ def _check_mail_dir(path: str, report: Report) -> None:
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         report.problems.append(f"LEADS_MAIL_DIR: {target} cannot be made: {parent} is not writable")
+
+
+def _check_templates(s: Settings, report: Report) -> None:
+    """Every template (shipped, and the firm's LEADS_TEMPLATES_DIR) rendered with a sample lead;
+    each error in one line with its file and line."""
+    from leadctl import template_check
+
+    found = template_check.check(s)
+    where = f", {s.templates_dir}" if s.templates_dir else ""
+    report.checked.append(f"templates ({found.checked}{where})")
+    report.problems += found.problems
+    report.warnings += found.warnings
 
 
 def _check_smtp(s: Settings, report: Report) -> None:

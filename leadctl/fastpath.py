@@ -114,17 +114,33 @@ def idempotency_answer(key: str, since: datetime) -> tuple[str, int] | None:
 
 
 def same_lead_since(
-    email: str, first_name: str, last_name: str, sha256: str, since: datetime
+    email_key: str,
+    first_name: str,
+    last_name: str,
+    sha256: str | None,
+    resume_url: str | None,
+    since: datetime,
 ) -> int | None:
-    """The first lead after `since` with these names, this email and this resume (a double
-    click), or None. The address stays locked until the transaction ends, so the same body
-    sent to two servers at once makes one lead."""
-    serialize("double-click", email)
+    """The first lead after `since` with these names, this address (any case: `email_key`) and
+    this resume (the file's `sha256`, or the same `resume_url`): a double click; or None. The
+    address stays locked until the transaction ends, so the same body sent to two servers at
+    once makes one lead."""
+    serialize("double-click", email_key)
+    if sha256 is not None:
+        sql = (
+            "SELECT lead.id FROM lead JOIN resume ON resume.lead_id = lead.id "
+            "WHERE lead.email_key = ? AND lead.created_at > ? AND resume.sha256 = ? "
+            "AND lead.first_name = ? AND lead.last_name = ? ORDER BY lead.id LIMIT 1"
+        )
+        resume: str | None = sha256
+    else:
+        sql = (
+            "SELECT id FROM lead WHERE email_key = ? AND created_at > ? AND resume_url = ? "
+            "AND first_name = ? AND last_name = ? ORDER BY id LIMIT 1"
+        )
+        resume = resume_url
     row = run_sql(
-        "SELECT lead.id FROM lead JOIN resume ON resume.lead_id = lead.id "
-        "WHERE lead.email = ? AND lead.created_at > ? AND resume.sha256 = ? "
-        "AND lead.first_name = ? AND lead.last_name = ? ORDER BY lead.id LIMIT 1",
-        (email, Lead.created_at.db_value(since), sha256, first_name, last_name),
+        sql, (email_key, Lead.created_at.db_value(since), resume, first_name, last_name)
     ).fetchone()
     return row[0] if row else None
 
@@ -166,15 +182,26 @@ def insert_resume(lead_id: int, resume: CheckedResume) -> None:
             blob.write(view[start : start + BLOB_CHUNK])
 
 
-def returning_attorney(email: str) -> tuple[int, str, str] | None:
-    """(id, name, email) of the active attorney of this address's latest lead, or None."""
+def returning_attorney(email_key: str) -> tuple[int, str, str] | None:
+    """(id, name, email) of the active attorney of this address's latest lead (any case:
+    `email_key`), or None."""
     return run_sql(
         "SELECT attorney.id, attorney.name, attorney.email FROM attorney "
         "JOIN lead ON lead.attorney_id = attorney.id "
-        "WHERE lead.email = ? AND lead.quarantined = ? AND attorney.active = ? "
+        "WHERE lead.email_key = ? AND lead.quarantined = ? AND attorney.active = ? "
         "ORDER BY lead.id DESC LIMIT 1",
-        (email, False, True),
+        (email_key, False, True),
     ).fetchone()
+
+
+def earlier_leads(email_key: str, lead_id: int, limit: int = 5) -> list[tuple[int, str, Any]]:
+    """(id, reference, created_at as stored) of the latest leads from this address (any case)
+    before lead `lead_id`, newest first: the notification says the prospect is returning."""
+    return run_sql(
+        "SELECT id, reference, created_at FROM lead WHERE email_key = ? AND quarantined = ? "
+        "AND id < ? AND erased_at IS NULL ORDER BY id DESC LIMIT ?",
+        (email_key, False, lead_id, limit),
+    ).fetchall()
 
 
 _LEAST_RECENT = (

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from leadctl.errors import ResumeTooLarge, UnsupportedResume
+from leadctl.errors import InvalidInput, ResumeTooLarge, UnsupportedResume
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -33,7 +33,17 @@ _NAMED_AS = {
     "text": {TEXT},
 }
 ACCEPT_HINT = ".pdf,.docx,.doc,.odt,.rtf,.txt"
-MIN_BYTES = 16  # no real document is smaller; a 1-byte "resume" is refused
+# How people name each type (the form's hint, the attorney's notification).
+TYPE_LABELS = {
+    PDF: "PDF",
+    DOCX: "Word (DOCX)",
+    DOC: "Word (DOC)",
+    ODT: "OpenDocument text",
+    RTF: "RTF",
+    TEXT: "plain text",
+}
+ACCEPTED_TYPES = "PDF, Word (DOCX or DOC), OpenDocument text, RTF or plain text"
+MIN_BYTES = 16  # no real document is smaller; a 1-byte "resume" is refused as too small
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _WORD_STREAM = "WordDocument".encode("utf-16-le")
@@ -80,6 +90,22 @@ class CheckedResume:
     size: int
     sha256: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class ResumeLink:
+    """A resume given as a checked https link (validation.check_resume_url): stored on the lead,
+    shown, never fetched."""
+
+    url: str
+
+
+def size_limit_text(max_bytes: int) -> str:
+    """The limit as people read it: `10 MB` for 10 MiB (a little under what is accepted)."""
+    megabytes = max_bytes / (1024 * 1024)
+    if megabytes >= 1:
+        return f"{megabytes:.1f}".removesuffix(".0") + " MB"
+    return f"{max(1, max_bytes // 1024)} KB"
 
 
 def detect_type(data: bytes) -> str | None:
@@ -231,16 +257,25 @@ def safe_filename(name: str | None, content_type: str) -> str:
     return f"{stem}.{ext.lower()}"
 
 
+def too_large(max_bytes: int) -> ResumeTooLarge:
+    return ResumeTooLarge(
+        f"the resume is larger than {size_limit_text(max_bytes)} ({max_bytes:,} bytes)"
+    )
+
+
 def check_resume(filename: str | None, data: bytes, max_bytes: int) -> CheckedResume:
-    """Accept the resume or raise: ResumeTooLarge, or UnsupportedResume naming what is wrong."""
+    """Accept the resume or raise: ResumeTooLarge, InvalidInput (empty or too small to be a
+    document), or UnsupportedResume naming what is wrong."""
     if len(data) > max_bytes:
-        raise ResumeTooLarge(f"the resume is larger than {max_bytes:,} bytes")
+        raise too_large(max_bytes)
+    if len(data) < MIN_BYTES:
+        what = (
+            "is empty" if not data else f"is too small to be a document (under {MIN_BYTES} bytes)"
+        )
+        raise InvalidInput([("resume", f"the resume file {what}")])
     content_type = _checked_type(data)
     if content_type is None:
-        raise UnsupportedResume(
-            "the resume must be a PDF, Word (DOCX or DOC), OpenDocument text, RTF "
-            "or plain text file"
-        )
+        raise UnsupportedResume(f"the resume must be a {ACCEPTED_TYPES} file")
     ext = (filename or "").rpartition(".")[2].lower() if "." in (filename or "") else ""
     if ext in _NAMED_AS and content_type not in _NAMED_AS[ext]:
         raise UnsupportedResume(

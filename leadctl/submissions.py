@@ -30,7 +30,7 @@ from leadctl.timeutil import utcnow
 from leadctl.transactions import write_transaction
 
 if TYPE_CHECKING:
-    from leadctl.resumes import CheckedResume
+    from leadctl.resumes import CheckedResume, ResumeLink
     from leadctl.validation import Prospect
 
 # Crockford-style alphabet without 0/O, 1/I/L and U: easy to read out on the phone.
@@ -48,6 +48,16 @@ def new_reference() -> str:
 
 
 @dataclass(frozen=True)
+class ResumeFacts:
+    """What the notification says of a lead's resume: a file's name, type and size, or a link."""
+
+    filename: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Submitted:
     """The stored lead; `replayed` when an earlier identical submission's answer is given again."""
 
@@ -56,29 +66,39 @@ class Submitted:
     replayed: bool = False
 
 
-def body_hash(prospect: Prospect, resume: CheckedResume) -> str:
-    """What makes two submissions "the same body": the normalized fields and the file's hash."""
-    canonical = "\n".join((prospect.first_name, prospect.last_name, prospect.email, resume.sha256))
+def body_hash(prospect: Prospect, resume: CheckedResume | ResumeLink) -> str:
+    """What makes two submissions "the same body": the normalized fields and the file's hash
+    (or the resume's link)."""
+    url = getattr(resume, "url", None)
+    what = f"link:{url}" if url is not None else resume.sha256  # type: ignore[union-attr]
+    canonical = "\n".join((prospect.first_name, prospect.last_name, prospect.email, what))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def submit(
     prospect: Prospect,
-    resume: CheckedResume,
+    resume: CheckedResume | ResumeLink,
     settings: Settings,
     *,
     idempotency_key: str | None = None,
     quarantine_reason: str | None = None,
+    disclaimer_version: str | None = None,
+    conflict_hits: list[dict[str, Any]] | None = None,
 ) -> Submitted:
     """Store the lead, its resume, its events and its emails in ONE transaction.
 
     Either all of it is committed or none of it is: there is never a lead without its resume or a
-    message without its lead. A repeated `idempotency_key` with the same body, or (without a key)
-    the same email and resume within ten minutes, returns the first lead instead of a second one;
-    the same key with another body is a Conflict. A quarantined lead gets no attorney and no mail.
+    message without its lead. A resume given as a link (`ResumeLink`) is kept on the lead, and
+    no resume row is written. A repeated `idempotency_key` with the same body, or (without a
+    key) the same email (any case) and resume within ten minutes, returns the first lead instead
+    of a second one; the same key with another body is a Conflict. A quarantined lead gets no
+    attorney and no mail. `disclaimer_version`, when the prospect accepted the disclaimer, is
+    stored with the time of consent (now). `conflict_hits`: the conflict check already made
+    for this prospect (outside the write lock, see `check_conflicts`); else it is made here.
     """
     now = utcnow()
     digest = body_hash(prospect, resume)
+    url: str | None = getattr(resume, "url", None)
     with write_transaction():
         earlier = _earlier_answer(idempotency_key, digest, prospect, resume, now)
         if earlier is not None:
@@ -86,16 +106,33 @@ def submit(
         # The fast path's hand-written SQL (see fastpath): this runs for every submission on
         # the one writer, inside the write lock.
         attorney, reason = (None, "") if quarantine_reason else choose_attorney(prospect.email, now)
-        lead = _insert_lead(prospect, attorney, now, quarantine_reason)
-        fastpath.insert_resume(lead.id, resume)
-        details = {"resume": resume.filename, "size": resume.size, "sha256": resume.sha256}
+        lead = _insert_lead(
+            prospect,
+            attorney,
+            now,
+            quarantine_reason,
+            url=url,
+            disclaimer_version=disclaimer_version,
+        )
+        if url is None:
+            checked: CheckedResume = resume  # type: ignore[assignment]
+            fastpath.insert_resume(lead.id, checked)
+            facts = ResumeFacts(checked.filename, checked.content_type, checked.size)
+            details: dict[str, Any] = {
+                "resume": checked.filename,
+                "size": checked.size,
+                "sha256": checked.sha256,
+            }
+        else:
+            facts = ResumeFacts(url=url)
+            details = {"resume_url": url}
         rows = [Event.row(lead.id, now, "prospect", "submitted", details)]
         if quarantine_reason is not None:
             rows.append(
                 Event.row(lead.id, now, "system", "quarantined", {"reason": quarantine_reason})
             )
         else:
-            rows += _notify(lead, attorney, reason, resume.filename, resume.size, settings, now)
+            rows += _notify(lead, attorney, reason, facts, settings, now, conflict_hits)
         events.record(*rows)
         if idempotency_key is not None:
             fastpath.insert_rows(
@@ -106,7 +143,11 @@ def submit(
 
 
 def _earlier_answer(
-    key: str | None, digest: str, prospect: Prospect, resume: CheckedResume, now: datetime
+    key: str | None,
+    digest: str,
+    prospect: Prospect,
+    resume: CheckedResume | ResumeLink,
+    now: datetime,
 ) -> Lead | None:
     if key is not None:
         stored = fastpath.idempotency_answer(key, now - IDEMPOTENCY_WINDOW)
@@ -115,18 +156,26 @@ def _earlier_answer(
         if stored[0] != digest:
             raise Conflict("this Idempotency-Key was already used for a different submission")
         return find(stored[1], include_quarantined=True)
+    url = getattr(resume, "url", None)
     duplicate = fastpath.same_lead_since(
-        prospect.email,
+        email_key(prospect.email),
         prospect.first_name,
         prospect.last_name,
-        resume.sha256,
+        None if url is not None else resume.sha256,  # type: ignore[union-attr]
+        url,
         now - DOUBLE_CLICK_WINDOW,
     )
     return find(duplicate, include_quarantined=True) if duplicate is not None else None
 
 
 def _insert_lead(
-    prospect: Prospect, attorney: Attorney | None, now: datetime, quarantine_reason: str | None
+    prospect: Prospect,
+    attorney: Attorney | None,
+    now: datetime,
+    quarantine_reason: str | None,
+    *,
+    url: str | None = None,
+    disclaimer_version: str | None = None,
 ) -> Lead:
     full_name = f"{prospect.first_name} {prospect.last_name}"
     fields: dict[str, Any] = {
@@ -143,6 +192,9 @@ def _insert_lead(
         "updated_at": now,
         "quarantined": quarantine_reason is not None,
         "quarantine_reason": quarantine_reason,
+        "resume_url": url,
+        "consent_at": now if disclaimer_version else None,
+        "disclaimer_version": disclaimer_version or None,
     }
     # 30^8 codes: among a million leads a clash is likely somewhere (the birthday bound), so a
     # taken reference is simply not inserted, and another one is tried.
@@ -161,13 +213,14 @@ def _notify(
     lead: Lead,
     attorney: Attorney | None,
     reason: str,
-    resume_name: str,
-    resume_size: int,
+    resume: ResumeFacts,
     settings: Settings,
     now: datetime,
+    hits: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Queue the two emails (inside the caller's transaction); returns the events to record
-    with the caller's own (the assignment, a skipped confirmation)."""
+    """Check conflicts and queue the two emails (inside the caller's transaction); returns the
+    events to record with the caller's own (the assignment, the conflicts found, a skipped
+    confirmation)."""
     from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
 
     history = [
@@ -179,11 +232,15 @@ def _notify(
             {"attorney": attorney.email if attorney else None, "reason": reason},
         )
     ]
+    if hits is None:
+        hits = check_conflicts(lead.first_name, lead.last_name, lead.email, lead.id)
+    if hits:
+        history.append(Event.row(lead.id, now, "system", "conflicts_found", {"hits": hits}))
     rows = []
     mailbox = mailbox_key(lead.email)
     skip = _confirmation_cap(mailbox, settings, now)
     if skip is None:
-        confirm = messages.confirmation(lead.reference, lead.email)
+        confirm = messages.confirmation(lead.reference, lead.email, settings)
         rows.append(
             outbox.message_row(
                 confirm,
@@ -196,6 +253,12 @@ def _notify(
         )
     else:
         history.append(Event.row(lead.id, now, "system", "confirmation_skipped", {"reason": skip}))
+    created = Lead.created_at
+    earlier = [
+        (ident, ref, created.python_value(at))
+        for ident, ref, at in fastpath.earlier_leads(lead.email_key, lead.id)
+    ]
+    consent = (lead.consent_at, lead.disclaimer_version) if lead.consent_at else None
     notify = messages.notification(
         lead_id=lead.id,
         reference=lead.reference,
@@ -203,16 +266,35 @@ def _notify(
         last_name=lead.last_name,
         email=lead.email,
         submitted_at=lead.created_at,
-        resume_name=resume_name,
-        resume_size=resume_size,
         recipient=attorney.email if attorney else settings.intake_email,
         assigned=attorney is not None,
+        resume_name=resume.filename,
+        resume_size=resume.size,
+        resume_type=resume.content_type,
+        resume_url=resume.url,
+        reason=reason,
+        attorney=(attorney.name, attorney.email) if attorney else None,
+        consent=consent,  # type: ignore[arg-type]
+        earlier=earlier,
+        conflicts=hits,
+        settings=settings,
     )
     rows.append(
         outbox.message_row(notify, settings=settings, purpose="notification", lead=lead, now=now)
     )
     fastpath.insert_rows(OutboxMessage, rows)
     return history
+
+
+def check_conflicts(
+    first_name: str, last_name: str, email: str, lead_id: int = 0
+) -> list[dict[str, Any]]:
+    """The conflict check at intake (leadctl.conflicts: index look-ups only). The server makes
+    it before the lead is stored (`lead_id` 0: no lead of its own to leave out), off the one
+    writer: the look-ups cost more than the rest of the notification."""
+    from leadctl import conflicts
+
+    return conflicts.at_intake(first_name, last_name, email, lead_id)
 
 
 def mailbox_key(email: str) -> str:
@@ -258,9 +340,19 @@ def release(ident: str | int, actor: str, settings: Settings) -> dict[str, objec
         events.record(Event.row(lead.id, now, actor, "released", {}))
         attorney, reason = choose_attorney(lead.email, now)
         Lead.update(attorney=attorney).where(Lead.id == lead.id).execute()
-        resume = Resume.select(Resume.filename, Resume.size).where(Resume.lead == lead.id).get()
-        events.record(*_notify(lead, attorney, reason, resume.filename, resume.size, settings, now))
+        events.record(*_notify(lead, attorney, reason, _resume_facts(lead), settings, now))
     return lead_dict(find(lead.id))
+
+
+def _resume_facts(lead: Lead) -> ResumeFacts:
+    row = (
+        Resume.select(Resume.filename, Resume.content_type, Resume.size)
+        .where(Resume.lead == lead.id)
+        .first()
+    )
+    if row is None:
+        return ResumeFacts(url=lead.resume_url)
+    return ResumeFacts(row.filename, row.content_type, row.size)
 
 
 def purge_quarantine(older_than: timedelta = QUARANTINE_KEPT, *, dry_run: bool = False) -> int:

@@ -1,9 +1,13 @@
-"""Validation of what a prospect types: names and email, each failure naming its field."""
+"""Validation of what a prospect sends: names, email, consent and a resume link, each failure
+naming its field."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import unicodedata
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -15,6 +19,15 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
 # them. The marks (U+200E, U+200F, U+061C) and the joiners (U+200C, U+200D) stay: right-to-left
 # and Indic names and emoji sequences use them.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+# What `consent` may say: the words LEADS_* booleans accept (any case). Absent or empty is "no".
+CONSENT_YES = frozenset({"true", "yes", "on", "1"})
+CONSENT_NO = frozenset({"false", "no", "off", "0", ""})
+MAX_RESUME_URL = 2048
+# RFC 3986's characters, nothing else: no space, quote, angle bracket, backslash or control
+# character can end an HTML attribute, a Markdown link or a terminal line early.
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
@@ -73,3 +86,54 @@ def check_prospect(first_name: str | None, last_name: str | None, email: str | N
     if errors:
         raise InvalidInput(errors)
     return Prospect(**checked)
+
+
+def check_consent(value: str | None) -> bool:
+    """True for `true`, `yes`, `on`, `1` (any case, trimmed); False when absent or `false`, `no`,
+    `off`, `0`, empty; ValueError for anything else (a typo must not pass as agreement)."""
+    text = (value or "").strip().lower()
+    if text in CONSENT_YES:
+        return True
+    if text in CONSENT_NO:
+        return False
+    shown = value if value is not None and len(value) <= 20 and value.isprintable() else "…"
+    raise ValueError(f"consent must be true or false, not {shown!r}")
+
+
+def check_resume_url(value: str) -> str:
+    """A link to the resume, stored and shown but never fetched: https, at most 2,048 characters
+    of RFC 3986 (no spaces, quotes, angle brackets, control or non-ASCII characters), a host name
+    with a dot (no IP address, no `localhost`), no user name or password. ValueError otherwise."""
+    text = value.strip()
+    if len(text) > MAX_RESUME_URL:
+        raise ValueError(
+            f"resume_url must be at most {MAX_RESUME_URL:,} characters (got {len(text):,})"
+        )
+    if not _URL_CHARS.fullmatch(text):
+        raise ValueError(
+            "resume_url must be a plain https:// link: no spaces, quotes, angle brackets, control "
+            "or non-ASCII characters (percent-encode them)"
+        )
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        raise ValueError("resume_url is not a valid link") from None
+    if parts.scheme.lower() != "https":
+        raise ValueError("resume_url must start with https://")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("resume_url must not contain a user name or password")
+    if not _public_host_name(host):
+        raise ValueError("resume_url must name a public host (a name such as example.com)")
+    return text
+
+
+def _public_host_name(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return False
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(labels) >= 2 and not labels[-1].isdigit() and all(map(_HOST_LABEL.fullmatch, labels))

@@ -41,7 +41,7 @@ def page(tmp_path: Path) -> Any:
 def test_a_person_submits_the_form_and_sees_the_reference(
     page: Any, tmp_path: Path, make_server: Any
 ) -> None:
-    server = make_server(make_settings(tmp_path, min_fill_seconds=1.0))
+    server = make_server(make_settings(tmp_path, min_fill_seconds=1.0, require_consent=True))
     resume = tmp_path / "Zoë CV.pdf"
     resume.write_bytes(samples.pdf(50_000))
     page.goto(server.url + "/")
@@ -49,6 +49,7 @@ def test_a_person_submits_the_form_and_sees_the_reference(
     page.get_by_label("Last name").fill("Ñúñez")
     page.get_by_label("Email").fill("zoe@example.com")
     page.get_by_label("Resume").set_input_files(str(resume))
+    page.get_by_label("I have read the notice above").check()
     time.sleep(1.1)  # people take a moment; a form sent back faster is taken for a bot
     page.get_by_role("button", name="Send").click()
     page.wait_for_selector(".reference")
@@ -63,6 +64,17 @@ def test_a_person_submits_the_form_and_sees_the_reference(
             "SELECT first_name, quarantined FROM lead WHERE reference = ?", (reference,)
         ).fetchone()
     assert row == ("Zoë", 0)
+
+
+def test_the_form_states_its_limits_and_shows_the_disclaimer(
+    page: Any, tmp_path: Path, make_server: Any
+) -> None:
+    server = make_server(make_settings(tmp_path, require_consent=True, max_resume_mb=5))
+    page.goto(server.url + "/")
+    hint = page.locator("#resume-hint").inner_text()
+    assert hint == "PDF, Word (DOCX or DOC), OpenDocument text, RTF or plain text; at most 5 MB."
+    assert "no attorney–client relationship" in page.locator("#disclaimer").inner_text()
+    assert page.get_by_label("I have read the notice above").is_visible()
 
 
 def test_a_bad_email_is_shown_beside_the_field_with_values_kept(

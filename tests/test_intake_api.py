@@ -16,7 +16,8 @@ from tests.conftest import submit
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    with TestClient(create_app(settings, run_worker=False)) as c:
+    # Consent has its own tests (test_consent.py): here it is not asked.
+    with TestClient(create_app(settings.replace(require_consent=False), run_worker=False)) as c:
         yield c
 
 
@@ -231,7 +232,7 @@ def test_unknown_route_is_a_json_404(client: TestClient) -> None:  # type: ignor
     [
         ({"first": "x" * 10_000}, 422, "first_name"),
         ({"first": "Jane\r\nBcc: everyone@example.com"}, 422, "first_name"),
-        ({"resume": b"a", "filename": "cv.txt", "content_type": "text/plain"}, 415, "resume"),
+        ({"resume": b"a", "filename": "cv.txt", "content_type": "text/plain"}, 422, "resume"),
         ({"resume": samples.polyglot()}, 415, "resume"),
         ({"resume": samples.zip_not_docx(), "filename": "cv.docx"}, 415, "resume"),
     ],

@@ -199,3 +199,25 @@ def test_zip64_archives_are_read_and_their_claims_bounded() -> None:
     assert resumes.detect_type(_zip64(None)) == resumes.DOCX
     assert resumes.detect_type(_zip64(2**62)) is None
     assert resumes.detect_type(_zip64(2**32)) is None
+
+
+@pytest.mark.parametrize("size", [1, 15])
+def test_a_resume_under_16_bytes_is_too_small_whatever_its_type(size: int) -> None:
+    from leadctl.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as caught:
+        resumes.check_resume("cv.txt", b"x" * size, 10_000)
+    assert caught.value.errors == [
+        ("resume", "the resume file is too small to be a document (under 16 bytes)")
+    ]
+    assert resumes.check_resume("cv.txt", b"Jane Doe, lawyer", 10_000).size == 16
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "shown"),
+    [(10 * 1024 * 1024, "10 MB"), (2_621_440, "2.5 MB"), (52_428, "51 KB"), (100, "1 KB")],
+)
+def test_the_size_limit_as_people_read_it(max_bytes: int, shown: str) -> None:
+    assert resumes.size_limit_text(max_bytes) == shown
+    with pytest.raises(ResumeTooLarge, match=f"larger than {shown} "):
+        resumes.check_resume("cv.pdf", b"%PDF-" + b"x" * max_bytes, max_bytes)

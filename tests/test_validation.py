@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from leadctl.errors import InvalidInput
-from leadctl.validation import check_name, check_prospect, normalize_email
+from leadctl.validation import (
+    check_consent,
+    check_name,
+    check_prospect,
+    check_resume_url,
+    normalize_email,
+)
 
 
 def test_names_are_trimmed_and_kept_in_unicode() -> None:
@@ -65,3 +71,36 @@ def test_every_failing_field_is_named_at_once() -> None:
 def test_a_valid_prospect() -> None:
     p = check_prospect(" Jane ", "Doe", "JANE@Example.com")
     assert (p.first_name, p.last_name, p.email) == ("Jane", "Doe", "JANE@example.com")
+
+
+@pytest.mark.parametrize(
+    ("value", "agreed"),
+    [
+        ("true", True),
+        (" TRUE ", True),
+        ("yes", True),
+        ("on", True),
+        ("1", True),
+        (None, False),
+        ("", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("0", False),
+    ],
+)
+def test_consent_words(value: str | None, agreed: bool) -> None:
+    assert check_consent(value) is agreed
+
+
+@pytest.mark.parametrize("value", ["maybe", "true!", "y", "ja", "\x1b[2J", "2"])
+def test_an_unclear_consent_is_refused_not_guessed(value: str) -> None:
+    with pytest.raises(ValueError, match="consent must be true or false"):
+        check_consent(value)
+
+
+def test_a_resume_link_is_kept_as_given_once_trimmed() -> None:
+    assert check_resume_url("  https://Example.com/cv.pdf?a=1&b=2#x ") == (
+        "https://Example.com/cv.pdf?a=1&b=2#x"
+    )
+    assert check_resume_url("HTTPS://example.com/cv") == "HTTPS://example.com/cv"

@@ -67,8 +67,9 @@ def config_check(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Check every setting, the addresses, the database (reachable, current schema) and the
-    mail folder, and with --smtp the SMTP login: one line per problem, exit 1 if any."""
+    """Check every setting, the addresses, the database (reachable, current schema), the mail
+    folder and every template (rendered with a sample lead), and with --smtp the SMTP login:
+    one line per problem, exit 1 if any."""
     from leadctl import config
     from leadctl.settings import read_sources
 
