@@ -72,6 +72,7 @@ def main() -> None:
                             "first_name": "Real",
                             "last_name": "Person",
                             "email": f"real{i}@example.com",
+                            "consent": "true",
                         },
                         files={"resume": ("cv.pdf", body, "application/pdf")},
                     )

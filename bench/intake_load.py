@@ -27,7 +27,7 @@ local counter = 0
 local boundary = "leadctlbench"
 local resume = io.open(os.getenv("BENCH_PDF"), "rb"):read("*all")
 local tail = "\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"resume\"; filename=\"cv.pdf\"\r\nContent-Type: application/pdf\r\n\r\n" .. resume .. "\r\n--" .. boundary .. "--\r\n"
-local prefix = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"first_name\"\r\n\r\nBench\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"last_name\"\r\n\r\nMark\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n"
+local prefix = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"consent\"\r\n\r\ntrue\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"first_name\"\r\n\r\nBench\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"last_name\"\r\n\r\nMark\r\n--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n"
 local thread_id = 0
 setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
 request = function()

@@ -424,12 +424,15 @@ def submit(
     filename: str = "cv.pdf",
     content_type: str = "application/pdf",
     website: str | None = None,
+    consent: str | None = "true",
     **kw: Any,
 ) -> Any:
     from tests import samples
 
     files = {"resume": (filename, samples.pdf() if resume is None else resume, content_type)}
     data = {"first_name": first, "last_name": last, "email": email}
+    if consent is not None:  # the disclaimer accepted, as the form's box and API clients do
+        data["consent"] = consent
     if website is not None:
         data["website"] = website
     return client.post("/api/v1/leads", data=data, files=files, **kw)

@@ -94,6 +94,7 @@ def test_a_filled_honeypot_looks_accepted_but_is_quarantined(client: Any) -> Non
             "first_name": "Bot",
             "last_name": "Net",
             "email": "bot@example.com",
+            "consent": "true",
             "website": "http://spam",
         },
         files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")},
@@ -124,7 +125,13 @@ def _form_token(page: str) -> str:
 
 
 def _post_form(c: Any, token: str | None, **extra: str) -> Any:
-    data = {"first_name": "Jane", "last_name": "Doe", "email": "jane@example.com", **extra}
+    data = {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "email": "jane@example.com",
+        "consent": "true",
+        **extra,
+    }
     if token is not None:
         data["form_token"] = token
     return c.post("/", data=data, files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")})
@@ -228,7 +235,7 @@ def test_a_returning_prospect_is_a_new_lead_with_the_same_attorney(
     shown = cli(
         "show", str(second.id), "--json", env={"LEADS_DATABASE_URL": settings.database_url}
     ).json()
-    assert shown["earlier_leads"] == [first.id]
+    assert [earlier["id"] for earlier in shown["earlier_leads"]] == [first.id]
     text = cli("show", str(second.id), env={"LEADS_DATABASE_URL": settings.database_url}).stdout
     assert f"Returning:    earlier lead {first.id}" in text
 

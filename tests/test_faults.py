@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 def _body(i: int) -> tuple[dict[str, str], bytes]:
     pdf = samples.pdf(30_000 + i)  # a distinct file each, so every SHA-256 can be checked
-    return {"first_name": "Load", "last_name": f"Test{i}", "email": f"load{i}@example.com"}, pdf
+    fields = {"first_name": "Load", "last_name": f"Test{i}", "email": f"load{i}@example.com"}
+    return {**fields, "consent": "true"}, pdf
 
 
 def _load(

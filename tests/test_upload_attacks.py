@@ -231,7 +231,13 @@ class HealthPoller:
 
 
 def post_resume(url: str, data: bytes, filename: str, **fields: str) -> httpx.Response:
-    form = {"first_name": "Mallory", "last_name": "Attacker", "email": "m@example.com", **fields}
+    form = {
+        "first_name": "Mallory",
+        "last_name": "Attacker",
+        "email": "m@example.com",
+        "consent": "true",
+        **fields,
+    }
     with httpx.Client(base_url=url, timeout=60) as client:
         return client.post(
             "/api/v1/leads",
@@ -360,7 +366,12 @@ def _long_name_attacks() -> list[tuple[str, dict[str, Any], int, str | None, str
 @pytest.mark.e2e
 def test_long_names_get_a_true_answer_naming_the_field(tmp_path: Path, make_server: Any) -> None:
     server = make_server(make_settings(tmp_path))
-    fields = {"first_name": "Mallory", "last_name": "Attacker", "email": "m@example.com"}
+    fields = {
+        "first_name": "Mallory",
+        "last_name": "Attacker",
+        "email": "m@example.com",
+        "consent": "true",
+    }
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for what, parts, status, field_name, message in _long_name_attacks():
             response = client.post(
