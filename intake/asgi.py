@@ -2,14 +2,13 @@
 the env file that `leadctl serve` names in `LEADS_ENV_FILE` (or `./.env`)."""
 
 from intake.app import create_app
+from leadctl.errors import LeadctlError
 from leadctl.settings import Settings, SettingsError
 from leadctl.text import visible
 
 try:
-    _settings = Settings.from_env()
-except SettingsError as exc:
-    # One line instead of an import traceback, for `uvicorn intake.asgi:app` started by hand:
-    # `leadctl serve` has checked the same sources already.
+    app = create_app(Settings.from_env())
+except (SettingsError, LeadctlError) as exc:
+    # One line instead of an import traceback (a bad setting, a firm template that does not
+    # render), for `uvicorn intake.asgi:app` started by hand: `leadctl serve` says the same.
     raise SystemExit(f"leadctl: error: {visible(str(exc))}") from None
-
-app = create_app(_settings)
