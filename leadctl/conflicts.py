@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadctl import fastpath
 from leadctl.errors import InvalidInput, NotFound
 from leadctl.models import Lead, NameToken, Party, email_key
 from leadctl.names import keyed_hash, words
@@ -143,12 +144,11 @@ def at_intake(first_name: str, last_name: str, email: str, lead_id: int) -> list
     email_hash = keyed_hash(ekey)
     hits: dict[tuple[str, int], dict[str, Any]] = {}
     # The same address, live or erased: a returning prospect has a few leads, not thousands.
-    by_email = (
-        (Lead.email_key == ekey)
-        | Lead.erased_name_hash.in_(list(hashed))
-        | (Lead.erased_email_hash == email_hash)
+    # The look-ups are fastpath's hand-written SQL: this runs for every submission.
+    by_address = fastpath.leads_by_address(
+        ekey, email_hash, list(hashed), lead_id, AT_INTAKE_LIMIT + _SPARE
     )
-    for row in _lead_rows(by_email & (Lead.id != lead_id), AT_INTAKE_LIMIT, tombs=True):
+    for row in _kept(by_address, AT_INTAKE_LIMIT, tombs=True):
         if row["erased_at"] is not None:
             if row["erased_email_hash"] == email_hash:
                 _merge(hits, [_erased_hit(row, 1.0, "email")])
@@ -157,10 +157,10 @@ def at_intake(first_name: str, last_name: str, email: str, lead_id: int) -> list
         elif row["email_key"] == ekey:
             _merge(hits, [_lead_hit(row, 1.0, "email")])
     if keys:
-        by_name = Lead.name_key.in_(list(keys)) & (Lead.id != lead_id)
-        for row in _lead_rows(by_name, AT_INTAKE_LIMIT):
+        by_name = fastpath.leads_by_name_keys(list(keys), lead_id, AT_INTAKE_LIMIT + _SPARE)
+        for row in _kept(by_name, AT_INTAKE_LIMIT):
             _merge(hits, [_lead_hit(row, keys[row["name_key"]], "name")])
-        for party in _party_rows(Party.name_key.in_(list(keys)), AT_INTAKE_LIMIT, ordered=False):
+        for party in fastpath.parties_by_name_keys(list(keys), AT_INTAKE_LIMIT):
             _merge(hits, [_party_hit(party, keys[party["name_key"]])])
     return _best(hits.values(), AT_INTAKE_LIMIT)
 
@@ -307,7 +307,11 @@ def _lead_rows(
     query: Any = Lead.select(*columns).where(where).limit(limit + _SPARE)
     if ordered:
         query = query.order_by(Lead.id.desc())
-    rows: list[dict[str, Any]] = list(query.dicts())
+    return _kept(list(query.dicts()), limit, tombs=tombs)
+
+
+def _kept(rows: list[dict[str, Any]], limit: int, *, tombs: bool = False) -> list[dict[str, Any]]:
+    """The first `limit` rows not quarantined (nor erased, unless `tombs`)."""
     kept = [r for r in rows if not r["quarantined"] and (tombs or r["erased_at"] is None)]
     return kept[:limit]
 

@@ -303,3 +303,69 @@ def forget_rate_hits(period: float) -> int:
         (float(period),),
     )
     return int(cursor.rowcount or 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The conflict check made on every submission (leadctl.conflicts.at_intake): three look-ups,
+# each from an index. Through peewee, building the statements and decoding the rows was a
+# quarter of the intake server's time under load (bench/RESULTS.md, session 4).
+
+_INTAKE_LEAD = (
+    "id",
+    "reference",
+    "first_name",
+    "last_name",
+    "created_at",
+    "name_key",
+    "email_key",
+    "quarantined",
+    "erased_at",
+    "erased_name_hash",
+    "erased_email_hash",
+)
+_INTAKE_PARTY = ("id", "name", "role", "matter", "name_key", "created_at")
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count) if count else "NULL"  # IN (NULL) matches nothing
+
+
+def _selected(table: str, columns: tuple[str, ...], where: str) -> str:
+    listed = ", ".join(f'"t1"."{c}"' for c in columns)
+    return f'SELECT {listed} FROM "{table}" AS "t1" WHERE {where} LIMIT ?'  # noqa: S608
+
+
+def _rows(sql: str, params: Sequence[Any], columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows = [dict(zip(columns, row, strict=True)) for row in run_sql(sql, params).fetchall()]
+    as_time = Lead.created_at.python_value
+    for row in rows:
+        row["created_at"] = as_time(row["created_at"])
+        if "erased_at" in row:
+            row["erased_at"] = as_time(row["erased_at"])
+            row["quarantined"] = bool(row["quarantined"])
+    return rows
+
+
+def leads_by_address(
+    email_key: str, email_hash: str, name_hashes: Sequence[str], lead_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """Leads (erased ones too) with this email key, or whose tombstone holds one of these keyed
+    hashes of a name key or this one of the email key; other than `lead_id`."""
+    where = (
+        f'("t1"."email_key" = ? OR "t1"."erased_name_hash" IN ({_marks(len(name_hashes))}) '
+        'OR "t1"."erased_email_hash" = ?) AND "t1"."id" != ?'
+    )
+    params = [email_key, *name_hashes, email_hash, lead_id, limit]
+    return _rows(_selected("lead", _INTAKE_LEAD, where), params, _INTAKE_LEAD)
+
+
+def leads_by_name_keys(keys: Sequence[str], lead_id: int, limit: int) -> list[dict[str, Any]]:
+    """Leads whose name key is one of `keys`, other than `lead_id`."""
+    where = f'"t1"."name_key" IN ({_marks(len(keys))}) AND "t1"."id" != ?'
+    return _rows(_selected("lead", _INTAKE_LEAD, where), [*keys, lead_id, limit], _INTAKE_LEAD)
+
+
+def parties_by_name_keys(keys: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """Parties whose name key is one of `keys`."""
+    where = f'"t1"."name_key" IN ({_marks(len(keys))})'
+    return _rows(_selected("party", _INTAKE_PARTY, where), [*keys, limit], _INTAKE_PARTY)
