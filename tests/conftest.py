@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -566,3 +567,31 @@ def lead_cli(
         cli = Cli(monkeypatch, env)
         cli.acting_as = lambda email: {"LEADCTL_TOKEN": seeded.tokens[email]}  # type: ignore[attr-defined]
         yield cli
+
+
+# -- a browser ------------------------------------------------------------------------------------
+
+# Debian's Chromium, driven by Playwright (whose own browser download cannot work here).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A page in headless Chromium; skips, saying why, where there is none."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser.new_page()
+        browser.close()

@@ -15,7 +15,6 @@ import pytest
 
 from tests import samples
 from tests.conftest import IN_CI, make_settings
-from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.e2e
 
@@ -49,18 +48,6 @@ def axe_script() -> str:
                     timeout=600,
                 )
     return script.read_text()
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Any:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium here (.ci/run installs Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser.new_page()
-        browser.close()
 
 
 def _violations(page: Any, axe_script: str) -> list[str]:
