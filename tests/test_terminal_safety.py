@@ -23,7 +23,8 @@ from litestar.testing import TestClient
 from intake import create_app
 from leadctl import attorneys, db, submissions
 from leadctl.cli.output import csv_cell, json_text, visible
-from leadctl.models import Attorney, Event, Lead, Resume, database
+from leadctl.models import Attorney, Event, Lead, NameToken, Party, Resume, database
+from leadctl.names import name_key
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
 from leadctl.timeutil import utcnow
@@ -193,6 +194,39 @@ def test_a_real_terminal_gets_no_control_sequence_from_the_data(
     assert code == 1
     _no_raw(failed)
     assert "no lead <\\x1b[2J\\u202e>" in failed
+
+
+def test_this_sessions_commands_on_a_real_terminal_show_outside_text_as_text(
+    hostile: Hostile, cli_env: dict[str, str]
+) -> None:
+    """conflicts, parties list, history and person show print names, matters, actors and event
+    details that strangers (or a hostile import) wrote: on a real terminal, none of it may act."""
+    db.bind(cli_env["LEADS_DATABASE_URL"])
+    party = Party.create(
+        name=f"Eve{OSC8}Raw{CLEAR}",
+        role="adverse",
+        matter=f"[link=https://evil.example]m[/link]{RLO}{CSI1}",
+        name_key=name_key("Eve Raw"),
+        created_at=utcnow(),
+    )
+    NameToken.insert_many([{"token": w, "party": party.id} for w in ("eve", "raw")]).execute()
+    database.obj.close()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))},
+        **cli_env,
+        "TERM": "xterm-256color",
+    }
+    env.pop("NO_COLOR", None)
+    for args, expected in (
+        (["conflicts", "Eve Raw"], "[link=https://evil.example]m[/link]\\u202e\\x9b"),
+        (["parties", "list"], "Eve\\x1b]8;;https://evil.example\\x07Raw\\x1b[2J"),
+        (["history", "--lead", str(hostile.raw)], "text=called \\x1b[2J\\u202eback"),
+        (["person", "show", "raw@example.com"], "\\x1b[2J\\u202eRaw\\x9b31m"),
+    ):
+        code, shown = run_on_a_pty(args, env)
+        assert code == 0, (args, shown)
+        _no_raw(shown)
+        assert expected in shown, (args, shown)
 
 
 # -- CSV -------------------------------------------------------------------------------------------
