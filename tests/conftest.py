@@ -538,6 +538,20 @@ def serve_in_thread(settings: Settings) -> Iterator[ThreadServer]:
         thread.join(10)
 
 
+def _outbox_idle() -> bool:
+    """No message waits: what the delivery process writes (events, statuses) is all written."""
+    from leadctl.models import OutboxMessage
+
+    try:
+        return (
+            not OutboxMessage.select()
+            .where(OutboxMessage.status.in_(("pending", "sending")))
+            .exists()
+        )
+    finally:
+        database.obj.close()
+
+
 @pytest.fixture(params=["local", "remote"])
 def lead_cli(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str]
@@ -559,6 +573,7 @@ def lead_cli(
         {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
     )
     with serve_in_thread(settings) as server:
+        wait_until(_outbox_idle, 15, "the server's delivery process to send the seeded mail")
         env = {
             **cli_env,
             "LEADCTL_SERVER": server.url,
