@@ -197,6 +197,11 @@ def test_show_says_consent_earlier_leads_and_conflicts(
         assert "party 7  [link=https://evil.example]Zoe[/link] Nunez  adverse  Smith v. " in text
         assert "[red]Jones[/]" in text and "\x1b]8" not in text  # markup shown, never a link
         assert "an erased lead of 2025-05-05T00:00:00Z (email, score 1.00)" in text
+        # The history's line for the same event reads the same way, never a Python repr.
+        found = [line for line in text.splitlines() if "conflicts_found" in line][-1]
+        assert "hits=[party 7  [link=https://evil.example]Zoe[/link] Nunez  adverse" in found
+        assert "; an erased lead of 2025-05-05T00:00:00Z (email, score 1.00)]" in found
+        assert "{'" not in found
     plain = lead_cli("show", str(seeded[1].id)).stdout
     assert "Consent:      not recorded" in plain and "Conflicts" not in plain
 

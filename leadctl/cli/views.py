@@ -133,9 +133,25 @@ def _render_tombstone(d: dict[str, Any]) -> str:
 def _history(d: dict[str, Any]) -> list[str]:
     lines = ["", "History:"]
     for e in d.get("events", []):
-        details = ", ".join(f"{k}={v}" for k, v in sorted((e.get("details") or {}).items()))
-        lines.append(f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {details}".rstrip())
+        lines.append(event_line(e))
     return lines
+
+
+def event_line(e: dict[str, Any]) -> str:
+    """One event as a history line: when, who, what, and its details."""
+    return f"  {e['at']}  {e['actor']:<24} {e['kind']:<14} {event_details(e)}".rstrip()
+
+
+def event_details(e: dict[str, Any]) -> str:
+    """An event's details as `key=value, …`; conflict hits read as `show` prints them."""
+    details = e.get("details") or {}
+    return ", ".join(f"{key}={_detail(key, details[key])}" for key in sorted(details))
+
+
+def _detail(key: str, value: Any) -> str:
+    if key == "hits" and isinstance(value, list):
+        return "[" + "; ".join(_hit(h) for h in value) + "]"
+    return str(value)
 
 
 def _duration(seconds: float | None) -> str:
