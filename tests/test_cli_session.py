@@ -151,6 +151,32 @@ def test_server_and_db_together_are_a_usage_error(cli: Any) -> None:
     assert cli("--db", "sqlite:///x.db", "--server", "http://127.0.0.1:1", "list").code == 2
 
 
+def test_commands_on_the_database_itself_say_so_to_a_remote_user(cli: Any, tmp_path: Path) -> None:
+    """`history`, `person`, `parties`, `purge`… read the database, never a server: given one,
+    they say where they work instead of missing a local file or reading one silently."""
+    url = "http://127.0.0.1:9"
+    explicit = cli("--server", url, "history")
+    assert (explicit.code, explicit.stdout) == (2, "")
+    assert explicit.stderr == (
+        "leadctl: error: leadctl history works on the database itself: run it where the "
+        "database is, with --db URL or LEADS_DATABASE_URL instead of --server\n"
+    )
+    after = cli("person", "show", "zoe@example.com", "--server", url)
+    assert after.code == 2 and "leadctl person show works on the database itself" in after.stderr
+    missing = tmp_path / "nowhere.db"
+    remote_user = cli(
+        "parties",
+        "list",
+        env={"LEADCTL_SERVER": url, "LEADS_DATABASE_URL": f"sqlite:///{missing}"},
+    )
+    assert remote_user.code == 1 and remote_user.stderr.count("\n") == 1
+    assert remote_user.stderr.startswith(
+        f"leadctl: error: leadctl parties list works on the database itself, not through {url}: "
+        "run it where the database is (no leadctl database: "
+    )
+    assert not missing.exists()
+
+
 UNLOCK = "unlock it (log in to your desktop session, or open its passwords app)"
 
 

@@ -54,9 +54,24 @@ class Env:
         if self._db_open:
             return
         from leadctl import db, events, schema
+        from leadctl.errors import NoDatabase
 
+        if self.server:
+            raise UsageError(
+                f"{self._on_the_database_only()}: run it where the database is, with --db URL "
+                "or LEADS_DATABASE_URL instead of --server"
+            )
         url = self.settings.database_url
-        db.bind(url, self.settings.sqlite_busy_timeout_ms, create=create)
+        try:
+            db.bind(url, self.settings.sqlite_busy_timeout_ms, create=create)
+        except NoDatabase as exc:
+            server = self.remote_server  # LEADCTL_SERVER or a saved login: a remote user
+            if server is None:
+                raise
+            raise NoDatabase(
+                f"{self._on_the_database_only()}, not through {server}: run it where the "
+                f"database is ({exc})"
+            ) from None
         events.configure(self.settings)  # local changes queue webhooks as the server's do
         try:
             if check_schema:
@@ -69,6 +84,15 @@ class Env:
             db.close_connection()
             raise
         self._db_open = True
+
+    @staticmethod
+    def _on_the_database_only() -> str:
+        # Typer runs commands in its own copy of Click (typer._click); the context is there.
+        from typer._click.globals import get_current_context
+
+        ctx = get_current_context(silent=True)
+        command = ctx.command_path if ctx is not None else "this command"
+        return f"{command} works on the database itself"
 
     @property
     def remote_server(self) -> str | None:
