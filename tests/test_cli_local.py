@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
+
 
 def test_mine_needs_an_email_identity(cli: Any, seeded: list[Any]) -> None:
     result = cli("list", "--mine", env={"LEADCTL_ACTOR": "ann"})
@@ -42,6 +44,12 @@ def test_database_problems_are_one_line(cli: Any, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     bad = cli("list", env={"LEADS_DATABASE_URL": "mysql://x"})
     assert bad.code == 1 and "sqlite:///" in bad.stderr
+    # psycopg's message spans two indented lines: they read as one, not as escaped \n\t.
+    closed = f"postgresql://nobody@127.0.0.1:{free_port()}/test"
+    refused = cli("list", env={"LEADS_DATABASE_URL": closed})
+    assert refused.code == 1 and refused.stderr.count("\n") == 1
+    assert "Connection refused Is the server running" in refused.stderr
+    assert "\\n" not in refused.stderr and "\\t" not in refused.stderr
 
 
 def test_environment_errors_are_usage_errors(cli: Any) -> None:

@@ -201,7 +201,8 @@ def run(argv: list[str] | None = None) -> None:
         _error(str(exc))
         code = exit_code_for(exc)
     except DatabaseError as exc:
-        _error(f"the database cannot be used: {exc}; check --db or LEADS_DATABASE_URL")
+        reason = " ".join(str(exc).split())  # a driver's message spans lines and indents
+        _error(f"the database cannot be used: {reason}; check --db or LEADS_DATABASE_URL")
         code = ExitCode.FAILURE
     except KeyboardInterrupt:
         _error("interrupted")
