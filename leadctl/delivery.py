@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -94,6 +95,13 @@ class _DeliveryLoop:
         lane = Lane(self.settings, self.poll_seconds).start() if self.settings.webhook_url else None
         routine = Routine(self.settings)
         next_chores = 0.0
+        # The sending threads, one per SMTP connection, for the life of the loop: starting a
+        # pool per batch took 13 % of this process's time under load (bench/RESULTS.md).
+        pool = (
+            ThreadPoolExecutor(self.width, thread_name_prefix="outbox-send")
+            if self.width > 1
+            else None
+        )
         try:
             while not bell.stopped() and (parent is None or os.getppid() == parent):
                 bell.begin_pass()
@@ -104,7 +112,7 @@ class _DeliveryLoop:
                     if not senders:
                         # Each sender keeps its own SMTP connection open between messages.
                         senders = [self.sender_factory(self.settings) for _ in range(self.width)]
-                    result = deliver_due(senders, self.settings, stop=bell.stopped)
+                    result = deliver_due(senders, self.settings, stop=bell.stopped, pool=pool)
                     busy = result.sent + result.failed > 0 and not result.failed
                     if not busy:
                         busy = routine.run() > 0  # what it queued goes out at once
@@ -123,6 +131,8 @@ class _DeliveryLoop:
         finally:
             if lane is not None:
                 lane.stop()
+            if pool is not None:
+                pool.shutdown()  # idle by now: deliver_due returns once its sends are done
             _close_all(senders)
             close_connection()
 

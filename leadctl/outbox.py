@@ -1,4 +1,8 @@
-"""The transactional outbox: messages written with their lead, claimed under a lease, delivered."""
+"""The transactional outbox: messages written with their lead, then sent in batches by a worker.
+
+Claiming a batch under a lease and recording each message's outcome are in
+leadctl.outbox_claim; this module writes the rows, sends a batch, and serves the CLI's views.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,21 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from leadctl import events
-from leadctl.db import is_sqlite
 from leadctl.errors import LeadctlError, NotFound
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
-from leadctl.models import Event, Lead, OutboxMessage, Resume
+from leadctl.models import Lead, OutboxMessage, Resume
+from leadctl.outbox_claim import claim, lease_for, mark_failed, mark_sent, release  # also ours
 from leadctl.settings import Settings
 from leadctl.states import MessageAction, MessageStatus, message_move
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
-from leadctl.webhooks import PURPOSE as WEBHOOK
 
 log = logging.getLogger("leadctl.outbox")
-
-BACKOFF_CAP = timedelta(hours=1)
 
 
 def message_row(
@@ -57,124 +57,6 @@ def message_row(
         "created_at": now,
         "mailbox": mailbox,
     }
-
-
-def backoff(attempts: int, base_seconds: float) -> timedelta:
-    """Delay before the next try after `attempts` failures: base·2^(n-1), capped at an hour."""
-    return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), BACKOFF_CAP)
-
-
-def _due(now: datetime):  # type: ignore[no-untyped-def]
-    """What CLAIM may start from (see states.MESSAGE_TRANSITIONS), and when: a pending message
-    once its attempt is due, a sending one once its lease has lapsed."""
-    return (
-        (OutboxMessage.status == MessageStatus.PENDING.value)
-        & (OutboxMessage.next_attempt_at <= now)
-    ) | ((OutboxMessage.status == MessageStatus.SENDING.value) & (OutboxMessage.lease_until < now))
-
-
-def lease_for(settings: Settings) -> timedelta:
-    """How long a claim holds: longer than one send can take (two SMTP timeouts and a margin;
-    writing a file takes milliseconds). A crashed sender's messages come due when it ends."""
-    if settings.mail_backend == "file":
-        return timedelta(seconds=5)
-    return timedelta(seconds=2 * settings.smtp_timeout + 5)
-
-
-def claim(
-    limit: int, lease: timedelta, now: datetime | None = None, *, webhooks: bool = False
-) -> list[OutboxMessage]:
-    """Take up to `limit` due messages under a lease, so no other worker sends them meanwhile:
-    emails, or with `webhooks` the webhooks (which the worker's webhook lane sends).
-
-    One UPDATE for the batch, under SQLite's write lock or PostgreSQL's row locks (SKIP LOCKED:
-    two workers take disjoint batches). A message whose sender died mid-send comes due again
-    when its lease runs out (at least once).
-    """
-    now = now or utcnow()
-    lease_until = now + lease
-    _, sending = message_move(MessageAction.CLAIM)
-    with write_transaction():
-        lane = OutboxMessage.purpose == WEBHOOK if webhooks else OutboxMessage.purpose != WEBHOOK
-        candidates = (
-            OutboxMessage.select(OutboxMessage.id)
-            .where(_due(now) & lane)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        if not is_sqlite():
-            candidates = candidates.for_update(skip_locked=True)
-        ids = [row.id for row in candidates]
-        if not ids:
-            return []
-        # The due condition again: the claim succeeds only for what is still due.
-        OutboxMessage.update(
-            status=sending, lease_until=lease_until, attempts=OutboxMessage.attempts + 1
-        ).where(OutboxMessage.id.in_(ids) & _due(now)).execute()
-        return list(
-            OutboxMessage.select()
-            .where(
-                OutboxMessage.id.in_(ids)
-                & (OutboxMessage.status == sending)
-                & (OutboxMessage.lease_until == lease_until)
-            )
-            .order_by(OutboxMessage.id)
-        )
-
-
-# A delivery or a failure is recorded whatever the status meanwhile: when a lease lapsed
-# mid-send, another worker may have claimed (even failed) the message, and the email that went
-# out must not be sent again.
-
-
-def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> None:
-    """Record deliveries, several in one transaction (one fsync for the lot)."""
-    if not messages:
-        return
-    now = now or utcnow()
-    _, sent = message_move(MessageAction.DELIVER)
-    with write_transaction():
-        OutboxMessage.update(status=sent, sent_at=now, lease_until=None, last_error=None).where(
-            OutboxMessage.id.in_([m.id for m in messages])
-        ).execute()
-        events.record(
-            *(
-                Event.row(
-                    m.lead_id,
-                    now,
-                    "system",
-                    "email_sent",
-                    {"message_id": m.message_id, "to": m.recipient, "purpose": m.purpose},
-                )
-                for m in messages
-                if m.lead_id is not None
-            )
-        )
-
-
-def mark_failed(
-    msg: OutboxMessage, error: str, settings: Settings, now: datetime | None = None
-) -> MessageStatus:
-    """Record a failed attempt; returns the new status (`pending` to retry, or `dead`)."""
-    now = now or utcnow()
-    dead = msg.attempts >= settings.mail_max_attempts
-    _, status = message_move(MessageAction.GIVE_UP if dead else MessageAction.BACK_OFF)
-    retry_at = now + backoff(msg.attempts, settings.mail_retry_seconds)
-    with write_transaction():
-        OutboxMessage.update(
-            status=status, lease_until=None, last_error=error[:1000], next_attempt_at=retry_at
-        ).where(OutboxMessage.id == msg.id).execute()
-        details: dict[str, object] = {
-            "message_id": msg.message_id,
-            "to": msg.recipient,
-            "purpose": msg.purpose,
-            "attempt": msg.attempts,
-            "error": error[:300],
-        }
-        details["next_attempt_at" if not dead else "dead"] = iso(retry_at) if not dead else True
-        if msg.lead_id is not None:
-            events.record(Event.row(msg.lead_id, now, "system", "email_failed", details))
-    return MessageStatus(status)
 
 
 Attachment = tuple[str, str, bytes]  # file name, content type, bytes
@@ -250,14 +132,16 @@ def deliver_due(
     settings: Settings,
     batch: int = BATCH_PER_SENDER,
     stop: Callable[[], bool] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> DrainResult:
     """Claim and send one batch of due messages; once `stop()` is true, send no more of them.
 
     Given several senders (one SMTP connection each), `batch` messages per sender are claimed
-    under one lease and sent on all of them at once, each message by one sender; the database
-    is written from the calling thread only. Deliveries are recorded together, at most
-    FLUSH_SECONDS after the first of them: a crash in between sends those few again (delivery
-    is at least once), never loses one.
+    under one lease and sent on all of them at once, each message by one sender, on the threads
+    of `pool` (one per sender; a delivery loop keeps one for its life) or of a pool made for
+    this batch; the database is written from the calling thread only. Deliveries are recorded
+    together, at most FLUSH_SECONDS after the first of them: a crash in between sends those
+    few again (delivery is at least once), never loses one.
     """
     senders = [sender] if not isinstance(sender, Sequence) else list(sender)
     claimed = claim(batch * len(senders), lease_for(settings))
@@ -275,50 +159,66 @@ def deliver_due(
                     halt.set()
                 files = attachments_of(msg, settings) if not halt.is_set() else []
                 recorder.take(*_send_one(msg, settings, idle, halt, files))
-            return recorder.result
-        with ThreadPoolExecutor(len(senders), thread_name_prefix="outbox-send") as pool:
-            # One message per sender in flight, the next handed out as one finishes: a stop
-            # leaves at most those in hand to finish.
-            waiting = iter(claimed)
-            if stop is not None and stop():
-                halt.set()
-            # Attachments are read here, one message ahead of the senders: at most one resume
-            # per sender is in memory, however large the batch.
-            pending = {
-                pool.submit(_send_one, msg, settings, idle, halt, attachments_of(msg, settings))
-                for msg in itertools.islice(waiting, len(senders))
-            }
-            error: BaseException | None = None
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
-                    if stop is not None and not halt.is_set() and stop():
-                        halt.set()  # the messages in hand finish; the rest are handed back
-                    for future in done:
-                        if future.exception() is not None:
-                            # A sender broke unexpectedly: start nothing more, but record
-                            # what the others deliver meanwhile before raising it.
-                            halt.set()
-                            error = error or future.exception()
-                        else:
-                            recorder.take(*future.result())
-                        for msg in itertools.islice(waiting, 1):
-                            if halt.is_set():
-                                recorder.untried.append(msg)
-                            else:
-                                files = attachments_of(msg, settings)
-                                pending.add(
-                                    pool.submit(_send_one, msg, settings, idle, halt, files)
-                                )
-                recorder.untried.extend(waiting)
-            finally:
-                halt.set()  # on an error of our own, start nothing more
-        if error is not None:
-            raise error
+        elif pool is not None:
+            _send_batch(pool, len(senders), claimed, settings, idle, halt, recorder, stop)
+        else:
+            with ThreadPoolExecutor(len(senders), thread_name_prefix="outbox-send") as own:
+                _send_batch(own, len(senders), claimed, settings, idle, halt, recorder, stop)
         return recorder.result
     finally:
         # Also on an unexpected error: what went out is recorded, what was not tried goes back.
         recorder.finish()
+
+
+def _send_batch(
+    pool: ThreadPoolExecutor,
+    width: int,
+    claimed: list[OutboxMessage],
+    settings: Settings,
+    idle: queue.SimpleQueue[Sender],
+    halt: threading.Event,
+    recorder: _Recorder,
+    stop: Callable[[], bool] | None,
+) -> None:
+    """Send `claimed` on `width` senders at once. Returns once no send of the batch is running
+    (as leaving a pool of its own would): a delivery that ends later is never left unrecorded."""
+    # One message per sender in flight, the next handed out as one finishes: a stop leaves at
+    # most those in hand to finish.
+    waiting = iter(claimed)
+    if stop is not None and stop():
+        halt.set()
+    # Attachments are read here, one message ahead of the senders: at most one resume per
+    # sender is in memory, however large the batch.
+    pending = {
+        pool.submit(_send_one, msg, settings, idle, halt, attachments_of(msg, settings))
+        for msg in itertools.islice(waiting, width)
+    }
+    error: BaseException | None = None
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+            if stop is not None and not halt.is_set() and stop():
+                halt.set()  # the messages in hand finish; the rest are handed back
+            for future in done:
+                if future.exception() is not None:
+                    # A sender broke unexpectedly: start nothing more, but record what the
+                    # others deliver meanwhile before raising it.
+                    halt.set()
+                    error = error or future.exception()
+                else:
+                    recorder.take(*future.result())
+                for msg in itertools.islice(waiting, 1):
+                    if halt.is_set():
+                        recorder.untried.append(msg)
+                    else:
+                        files = attachments_of(msg, settings)
+                        pending.add(pool.submit(_send_one, msg, settings, idle, halt, files))
+        recorder.untried.extend(waiting)
+    finally:
+        halt.set()  # on an error of our own, start nothing more
+        wait(pending)
+    if error is not None:
+        raise error
 
 
 class _Recorder:
@@ -363,24 +263,6 @@ class _Recorder:
         delivered, untried, self.delivered, self.untried = self.delivered, self.untried, [], []
         mark_sent(delivered)
         release(untried)
-
-
-def release(messages: list[OutboxMessage]) -> None:
-    """Hand back claimed messages that were not tried (their worker is stopping): due at once.
-
-    Only while this claim still holds: a lapsed lease may have let another worker take one.
-    """
-    if not messages:
-        return
-    sources, pending = message_move(MessageAction.RELEASE)
-    with write_transaction():
-        OutboxMessage.update(
-            status=pending, lease_until=None, attempts=OutboxMessage.attempts - 1
-        ).where(
-            OutboxMessage.id.in_([m.id for m in messages])
-            & OutboxMessage.status.in_(sources)
-            & (OutboxMessage.lease_until == messages[0].lease_until)
-        ).execute()
 
 
 def drain(sender: Sender | Sequence[Sender], settings: Settings) -> DrainResult:
