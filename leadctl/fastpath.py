@@ -194,12 +194,13 @@ def returning_attorney(email_key: str) -> tuple[int, str, str] | None:
     ).fetchone()
 
 
-def earlier_leads(email_key: str, lead_id: int, limit: int = 5) -> list[tuple[int, str, Any]]:
-    """(id, reference, created_at as stored) of the latest leads from this address (any case)
-    before lead `lead_id`, newest first: the notification says the prospect is returning."""
+def earlier_leads(email_key: str, lead_id: int, limit: int = 5) -> list[tuple[int, str, str, Any]]:
+    """(id, reference, state, created_at as stored) of the latest leads from this address (any
+    case: `email_key`) before lead `lead_id`, newest first, quarantined and erased ones left
+    out: the notification says the prospect is returning, and `show` lists them."""
     return run_sql(
-        "SELECT id, reference, created_at FROM lead WHERE email_key = ? AND quarantined = ? "
-        "AND id < ? AND erased_at IS NULL ORDER BY id DESC LIMIT ?",
+        "SELECT id, reference, state, created_at FROM lead WHERE email_key = ? "
+        "AND quarantined = ? AND id < ? AND erased_at IS NULL ORDER BY id DESC LIMIT ?",
         (email_key, False, lead_id, limit),
     ).fetchall()
 

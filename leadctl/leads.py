@@ -131,22 +131,17 @@ def detail_dict(lead: Lead) -> dict[str, Any]:
 
 def earlier_leads(lead: Lead) -> list[dict[str, Any]]:
     """The same person's earlier leads (same address, whatever its case), oldest first: the
-    most recent `EARLIER_SHOWN` of them, so a returning prospect's story is one look away."""
+    most recent `EARLIER_SHOWN` of them, so a returning prospect's story is one look away.
+    The notification's query (leadctl.fastpath), which leaves out quarantined leads and
+    erased ones (whose address is gone)."""
     if not lead.email_key:  # an erased lead's address is gone
         return []
-    rows = (
-        Lead.select(Lead.id, Lead.reference, Lead.state, Lead.created_at)
-        .where(
-            (Lead.email_key == lead.email_key)
-            & (Lead.quarantined == False)  # noqa: E712
-            & (Lead.id < lead.id)
-        )
-        .order_by(Lead.id.desc())
-        .limit(EARLIER_SHOWN)
-    )
+    from leadctl.fastpath import earlier_leads as latest  # show only: off `list`'s start-up
+
+    as_iso = Lead.created_at.iso
     return [
-        {"id": r.id, "reference": r.reference, "state": r.state, "created_at": iso(r.created_at)}
-        for r in reversed(list(rows))
+        {"id": ident, "reference": ref, "state": state, "created_at": as_iso(at)}
+        for ident, ref, state, at in reversed(latest(lead.email_key, lead.id, EARLIER_SHOWN))
     ]
 
 

@@ -256,7 +256,7 @@ def _notify(
     created = Lead.created_at
     earlier = [
         (ident, ref, created.python_value(at))
-        for ident, ref, at in fastpath.earlier_leads(lead.email_key, lead.id)
+        for ident, ref, _state, at in fastpath.earlier_leads(lead.email_key, lead.id)
     ]
     consent = (lead.consent_at, lead.disclaimer_version) if lead.consent_at else None
     notify = messages.notification(
