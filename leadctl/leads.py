@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -242,7 +242,7 @@ def _ordered(q: LeadQuery, query: Any) -> Any:
     return query.limit(q.limit) if q.limit is not None else query
 
 
-def iter_lead_dicts(q: LeadQuery) -> Iterator[dict[str, Any]]:
+def iter_lead_dicts(q: LeadQuery) -> Generator[dict[str, Any], None, None]:
     """Matching leads, newest first (highest id first), after the cursor, shaped like
     `lead_dict` — streamed as plain rows: a million leads' model objects would cost seconds."""
     query = _ordered(q, _filtered(q).select(*LEAD_FIELDS.values()))

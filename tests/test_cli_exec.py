@@ -59,6 +59,39 @@ def test_closing_the_pipe_early_is_not_an_error(cli_env: dict[str, str], seeded:
     assert "Traceback" not in proc.stderr
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(
+    cli_env: dict[str, str], seeded: list[Any]
+) -> None:
+    """`export | head`: the stream's cursor is closed before the database, not after it."""
+    _more_leads(cli_env, 40)
+    env = {**os.environ, **cli_env}
+    for args in (["export"], ["export", "--ndjson"], ["export", "--json"], ["list", "--all"]):
+        with subprocess.Popen(
+            [LEADCTL, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # the reader is gone before the first row is written
+            stderr = proc.stderr.read().decode()
+            proc.wait(timeout=60)
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr, (args, stderr)
+
+
+def _more_leads(cli_env: dict[str, str], count: int) -> None:
+    from leadctl import db, submissions
+    from leadctl.models import database
+    from leadctl.resumes import check_resume
+    from leadctl.settings import Settings
+    from leadctl.validation import check_prospect
+    from tests import samples
+
+    s = Settings.from_env({}, database_url=cli_env["LEADS_DATABASE_URL"])
+    db.bind(s.database_url)
+    resume = check_resume("cv.pdf", samples.pdf(3000), s.max_resume_bytes)
+    for n in range(count):
+        submissions.submit(check_prospect("Ann", f"Doe {n}", f"ann{n}@example.com"), resume, s)
+    database.obj.close()
+
+
 def test_completion_can_be_shown(cli_env: dict[str, str]) -> None:
     # Typer finds the shell among the parent processes, which a detached run (CI) may not have.
     env = {**cli_env, "SHELL": "/bin/bash", "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}

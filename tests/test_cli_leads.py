@@ -248,10 +248,58 @@ def test_open_without_a_viewer_says_so_and_leaves_no_copy_behind(
     result = lead_cli("open", lead, env={"PATH": str(empty), "DISPLAY": ""})
     assert (result.code, result.stdout) == (1, "")
     assert result.stderr == (
-        "leadctl: error: no viewer could be launched here; save the resume instead: "
-        f"leadctl open {lead} --save DIR/\n"
+        "leadctl: error: no viewer could be launched here (xdg-open is not installed); "
+        f"save the resume instead: leadctl open {lead} --save DIR/\n"
     )
     assert list(private_tmp.iterdir()) == []  # the temporary copy is gone
+    # xdg-open is there but finds no viewer for the type: it exits 3 at once, after printing.
+    fake_opener(empty, "echo 'xdg-open: no method available for opening' >&2; exit 3")
+    result = lead_cli("open", lead, env={"PATH": str(empty)})
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "leadctl: error: no viewer could be launched here (xdg-open found no viewer for it "
+        f"(exit 3)); save the resume instead: leadctl open {lead} --save DIR/\n"
+    )
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_open_hands_the_private_copy_to_the_viewer(
+    lead_cli: Any, seeded: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir, private_tmp, seen = tmp_path / "bin", tmp_path / "tmp", tmp_path / "seen"
+    bin_dir.mkdir()
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    fake_opener(bin_dir, f'cp "$1" {seen}; exit 0')
+    result = lead_cli("open", str(seeded[0].id), env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    assert seen.read_bytes() == samples.pdf(3000)  # the viewer got the resume itself
+    (copy,) = private_tmp.glob("leadctl-*/*")  # and the copy stays for it to read
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+
+
+def fake_opener(folder: Path, script: str) -> None:
+    """An `xdg-open` in `folder` that runs `script` (POSIX sh) with the file as $1."""
+    opener = folder / "xdg-open"
+    opener.write_text(f"#!/bin/sh\n{script}\n")
+    opener.chmod(0o755)
+
+
+def test_saving_never_follows_a_planted_symbolic_link(
+    lead_cli: Any, seeded: list[Any], tmp_path: Path
+) -> None:
+    shared, elsewhere = tmp_path / "shared", tmp_path / "elsewhere.pdf"
+    shared.mkdir()
+    (shared / "cv.pdf").symlink_to(elsewhere)  # dangling: `exists()` is false for it
+    lead = str(seeded[0].id)
+    for extra in ((), ("--force",)):
+        result = lead_cli("open", lead, "--save", f"{shared}/", *extra)
+        assert (result.code, result.stdout) == (1, "")
+        assert (
+            result.stderr
+            == f"leadctl: error: cannot write {shared}/cv.pdf: it is a symbolic link\n"
+        )
+        assert not elsewhere.exists()
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "ndjson"])
@@ -271,6 +319,7 @@ def test_export_formats(lead_cli: Any, seeded: list[Any], tmp_path: Path, fmt: s
         rows = [json.loads(line) for line in text.splitlines()]
     assert len(rows) == 3 and set(rows[0]) == LEAD_FIELDS
     assert {r["first_name"] for r in rows} == {"Zoë", "Paul", "Li"}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # every lead's data: the owner's only
 
 
 def test_export_to_stdout_with_filters(lead_cli: Any, seeded: list[Any]) -> None:
@@ -307,3 +356,4 @@ def test_file_permissions_of_private_copies_do_not_depend_on_umask(
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+

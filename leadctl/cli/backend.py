@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,7 +48,7 @@ class Backend(Protocol):
         self, query: LeadQuery, with_total: bool = False
     ) -> tuple[list[dict[str, Any]], int | None]: ...
 
-    def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]: ...
+    def iter_leads(self, query: LeadQuery) -> Generator[dict[str, Any], None, None]: ...
 
     def count_leads(self, query: LeadQuery) -> int: ...
 
@@ -132,7 +132,7 @@ class LocalBackend:
         items = list(leads.iter_lead_dicts(query))
         return items, leads.count(query) if with_total else None
 
-    def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
+    def iter_leads(self, query: LeadQuery) -> Generator[dict[str, Any], None, None]:
         from leadctl import leads
 
         return leads.iter_lead_dicts(self._scoped(query))

@@ -1,5 +1,6 @@
 """Lead commands: list, show, open, reach-out, reopen, note, assign, export, stats."""
 
+import contextlib
 import dataclasses
 import shutil
 from enum import Enum
@@ -12,7 +13,13 @@ from leadctl.cli.backend import Backend
 from leadctl.cli.batch import read_ids, run_batch
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.output import Output
-from leadctl.cli.saving import private_copy, save_path, write_private
+from leadctl.cli.saving import (
+    launch_viewer,
+    open_private_text,
+    private_copy,
+    save_path,
+    write_private,
+)
 from leadctl.cli.views import LEAD_COLUMNS, render_detail, render_stats
 from leadctl.errors import LeadctlError
 from leadctl.leads import LeadQuery
@@ -184,9 +191,7 @@ def open_resume(
     resume = env.backend().resume(lead)
     if save is not None:
         path = save_path(save, resume.filename)
-        if path.exists() and not force:
-            raise LeadctlError(f"{path} exists; pass --force to overwrite it")
-        write_private(path, resume.data)
+        write_private(path, resume.data, replace=force)
     else:
         path = private_copy(resume.filename, resume.data)
     result = {
@@ -198,13 +203,13 @@ def open_resume(
     if save is not None or print_path or out.machine:
         out.obj(result, lambda r: r["path"])
         return
-    if typer.launch(str(path)) != 0:
-        # typer.launch reports failure only through its return code (no desktop, no viewer).
+    failure = launch_viewer(path)
+    if failure is not None:
         # The private copy would outlive the command for nobody: it goes now.
         shutil.rmtree(path.parent, ignore_errors=True)
         raise LeadctlError(
-            f"no viewer could be launched here; save the resume instead: leadctl open {lead} "
-            "--save DIR/"
+            f"no viewer could be launched here ({failure}); save the resume instead: "
+            f"leadctl open {lead} --save DIR/"
         )
 
 
@@ -323,16 +328,18 @@ def export(
     chosen = _export_format(fmt, pick_format(json_, csv_, ndjson))
     backend = env.backend()
     query = _query(env, backend, state, attorney, mine, search, since, until, overdue, None)
-    target = output.open("w", encoding="utf-8", newline="") if output else None
-    try:
-        out = Output(chosen, env.streams, target=target)
-        items = out.progress(
-            backend.iter_leads(query), lambda: backend.count_leads(query), "Exporting"
-        )
-        written = out.rows(items, [])
-    finally:
-        if target is not None:
-            target.close()
+    target = open_private_text(output) if output else None
+    # Closed here, not by the garbage collector after the database: a reader that stops early
+    # (`export | head`) must not leave a cursor to fail on a closed connection.
+    with contextlib.closing(backend.iter_leads(query)) as rows:
+        try:
+            out = Output(chosen, env.streams, target=target)
+            written = out.rows(
+                out.progress(rows, lambda: backend.count_leads(query), "Exporting"), []
+            )
+        finally:
+            if target is not None:
+                target.close()
     if output:
         out.say(f"Exported {written:,} leads to {output}")
 

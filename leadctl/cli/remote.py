@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,7 @@ class RemoteBackend:
             items.extend(page["items"])
         return items, total
 
-    def iter_leads(self, query: LeadQuery) -> Iterator[dict[str, Any]]:
+    def iter_leads(self, query: LeadQuery) -> Generator[dict[str, Any], None, None]:
         for page in self._pages(query):
             yield from page["items"]
 
