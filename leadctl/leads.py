@@ -185,6 +185,9 @@ def _filtered(q: LeadQuery, now: datetime | None = None):  # type: ignore[no-unt
     )
     if q.state is not None:
         query = query.where(Lead.state == q.state)
+    if q.state == State.PENDING or q.overdue is not None:
+        # An erased lead is nobody's work: it takes no changes, so no queue or batch holds it.
+        query = query.where(Lead.erased_at.is_null())
     if q.attorney is not None:
         query = query.where(Attorney.email == email_key(q.attorney))
     if q.visible_to is not None:

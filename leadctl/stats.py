@@ -70,22 +70,30 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
         lambda: {"leads": 0, "pending": 0, "reached": 0}
     )
     timed = fn.COUNT(Lead.reached_out_seconds)
+    # An erased lead keeps its state and dates, so it counts in the figures, but it is nobody's
+    # work: it is in no attorney's pending count and never overdue.
+    live = fn.COUNT(Lead.id).filter(Lead.erased_at.is_null())
     grouped = (
-        Lead.select(Lead.attorney, Lead.state, fn.COUNT(SQL("*")), timed)
+        Lead.select(Lead.attorney, Lead.state, fn.COUNT(SQL("*")), timed, live)
         .where(*scope)
         .group_by(Lead.attorney, Lead.state)
         .tuples()
     )
-    rows: list[tuple[int | None, str, int, int]] = list(grouped)  # type: ignore[arg-type]
-    for attorney_id, state, n, with_duration in rows:
+    rows: list[tuple[int | None, str, int, int, int]] = list(grouped)  # type: ignore[arg-type]
+    for attorney_id, state, n, with_duration, not_erased in rows:
         counts[state] = counts.get(state, 0) + n
         entry = totals[attorney_id]
         entry["leads"] += n
-        entry["pending"] += n if state == State.PENDING else 0
+        entry["pending"] += not_erased if state == State.PENDING else 0
         entry["reached"] += with_duration if state == State.REACHED_OUT else 0
     overdue = (
         Lead.select()
-        .where(*scope, Lead.state == State.PENDING, Lead.created_at < now - OVERDUE_AFTER)
+        .where(
+            *scope,
+            Lead.state == State.PENDING,
+            Lead.created_at < now - OVERDUE_AFTER,
+            Lead.erased_at.is_null(),
+        )
         .count()
     )
     reminded, escalated = nudges(since)

@@ -357,3 +357,35 @@ def test_file_permissions_of_private_copies_do_not_depend_on_umask(
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
+
+def test_an_erased_lead_leaves_the_queues_but_not_the_figures(
+    lead_cli: Any, seeded: list[Any]
+) -> None:
+    """Erased, a pending lead takes no changes: no pending or overdue list, count or batch
+    holds it, while the totals (its state and dates stay) still count it."""
+    from datetime import timedelta
+
+    from leadctl.models import Lead, Resume, database
+    from leadctl.timeutil import utcnow
+
+    gone = seeded[1].id
+    try:
+        Lead.update(created_at=utcnow() - timedelta(days=3)).execute()  # all three overdue
+        Resume.delete().where(Resume.lead == gone).execute()
+        Lead.update(
+            erased_at=utcnow(), first_name="", last_name="", email="", email_key="", name_key=""
+        ).where(Lead.id == gone).execute()
+    finally:
+        database.obj.close()
+    live = {seeded[0].id, seeded[2].id}
+    for view in (("--state", "pending"), ("--overdue", "24h")):
+        assert {row["id"] for row in lead_cli("list", *view, "--json").json()} == live
+    everything = lead_cli("list").stdout.splitlines()
+    assert f"{gone}\t{seeded[1].reference}\t(erased)\t\tPENDING" in "\n".join(everything)
+    figures = lead_cli("stats", "--json").json()
+    assert (figures["total"], figures["by_state"]["PENDING"]) == (3, 3)
+    assert figures["overdue_24h"] == 2
+    assert sum(row["pending"] for row in figures["per_attorney"]) == 2
+    batch = lead_cli("list", "--overdue", "24h", "--ndjson").stdout
+    done = lead_cli("reach-out", "-", "--dry-run", "--json", input=batch)
+    assert done.code == 0, done.stderr

@@ -12,7 +12,8 @@ from leadctl.cli.output import Column, age
 LEAD_COLUMNS = [
     Column("ID", lambda r: r["id"], style="bold"),
     Column("REFERENCE", lambda r: r["reference"]),
-    Column("NAME", lambda r: f"{r['first_name']} {r['last_name']}"),
+    # Names are required at intake: only an erased lead's are blank.
+    Column("NAME", lambda r: f"{r['first_name']} {r['last_name']}".strip() or "(erased)"),
     Column("EMAIL", lambda r: r["email"]),
     Column("STATE", lambda r: r["state"], style="cyan"),
     Column("ATTORNEY", lambda r: r["attorney"]),
