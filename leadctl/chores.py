@@ -15,6 +15,7 @@ from peewee import JOIN, SQL, fn
 
 from leadctl import events, fastpath, outbox, rendering
 from leadctl.models import Attorney, Event, Lead, OutboxMessage
+from leadctl.redaction import DIGEST, DIGESTED  # defined where erasure follows the link back
 from leadctl.settings import Settings
 from leadctl.states import State
 from leadctl.timeutil import iso, utcnow
@@ -32,8 +33,6 @@ CATCH_UP = timedelta(days=7)
 # leads that became pending again (reopened, released from quarantine).
 WALK_SETTLE = timedelta(minutes=10)
 WALK_AGAIN = 3600.0
-DIGEST = "quarantine_digest"
-DIGESTED = "quarantine_digested"  # the event that marks a held lead as listed in a digest
 DIGEST_LISTED = 50  # leads a digest names; the rest are counted ("and N more")
 MARK_CHUNK = 1000  # DIGESTED events per INSERT
 DIGEST_FIRST = timedelta(days=30)  # the first digest covers leads held this long (see purge)
@@ -247,13 +246,16 @@ def digest_due(settings: Settings, now: datetime) -> int:
         fastpath.insert_rows(OutboxMessage, [row])
         # Every lead counted is marked (ids read first: an INSERT … SELECT that reads the table
         # it writes ran quadratic on PostgreSQL, 1.3 s for 10,000).
+        # `listed` says whether the digest names the lead or only counts it: erasure takes the
+        # names out of the digests that name them (leadctl.redaction.redact_digests).
         ids = [row.id for row in held.order_by(Lead.id)]
-        details = {"digest": row["message_id"]}
+        named = {lead.id for lead in listed}
+        details = {flag: {"digest": row["message_id"], "listed": flag} for flag in (True, False)}
         for start in range(0, len(ids), MARK_CHUNK):
             fastpath.insert_rows(
                 Event,
                 [
-                    Event.row(i, now, "system", DIGESTED, details)
+                    Event.row(i, now, "system", DIGESTED, details[i in named])
                     for i in ids[start : start + MARK_CHUNK]
                 ],
             )

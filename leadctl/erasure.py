@@ -1,5 +1,6 @@
-"""Erasure: a lead's personal data removed in one transaction, a tombstone and its keyed hashes
-kept, and the audit trail redacted (never deleted)."""
+"""Erasure: which leads, and their personal data removed in one transaction, a tombstone and its
+keyed hashes kept, the audit trail and emails redacted (by `leadctl.redaction`, never deleted),
+and SQLite's files left holding none of it."""
 
 from __future__ import annotations
 
@@ -33,31 +34,21 @@ from leadctl.models import (
     OutboxMessage,
     Resume,
     database,
-    email_key,
 )
 from leadctl.names import keyed_hash
+from leadctl.redaction import (
+    chunks,
+    erase_messages,
+    locked,
+    redact_digests,
+    redact_events,
+)
 from leadctl.states import MessageStatus
 from leadctl.timeutil import iso, utcnow
 from leadctl.transactions import write_transaction
 
 log = logging.getLogger("leadctl.erasure")
 
-ERASED = "[erased]"  # what stands in an event's details where personal data was
-CANCELLED = "cancelled: the lead was erased"  # an unsent message's last_error
-CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
-
-# Keys of event details that the firm's machinery writes (states, attorneys, ids, counts,
-# message ids, scores): kept, unless the value holds the prospect's address (a confirmation's
-# `to`). Every other value (a note, a resume's name, an SMTP error, a typed reason) becomes
-# ERASED: what a future kind of event adds is redacted unless it is listed here.
-KEPT_KEYS = frozenset(
-    {
-        "from", "to", "attorney", "previous", "by", "purpose", "message_id", "attempt",
-        "next_attempt_at", "dead", "size", "hits", "source", "id", "date", "score", "matched",
-    }
-)  # fmt: skip
-# Kept only when the system wrote the event: its own words ("round robin", "honeypot").
-KEPT_FROM_SYSTEM = frozenset({"reason"})
 _REFERENCE = re.compile(r"^[0-9A-Z]{4}-?[0-9A-Z]{4}$")
 
 
@@ -101,10 +92,10 @@ def resolve(idents: Iterable[str | int]) -> tuple[list[int], list[dict[str, Any]
         else:
             order.append(("bad", text, text))
     found_ids: set[int] = set()
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         found_ids.update(r.id for r in Lead.select(Lead.id).where(Lead.id.in_(chunk)))
     by_ref: dict[str, int] = {}
-    for chunk in _chunks(list(refs)):
+    for chunk in chunks(list(refs)):
         by_ref.update(
             (r.reference, r.id)
             for r in Lead.select(Lead.id, Lead.reference).where(Lead.reference.in_(chunk))
@@ -122,7 +113,7 @@ def resolve(idents: Iterable[str | int]) -> tuple[list[int], list[dict[str, Any]
 def preview(lead_ids: Sequence[int]) -> list[dict[str, Any]]:
     """What erasing these leads would remove (`--dry-run`): names, address, counts."""
     items = []
-    for chunk in _chunks(list(lead_ids)):
+    for chunk in chunks(list(lead_ids)):
         rows = Lead.select().where(Lead.id.in_(chunk)).order_by(Lead.id)
         for lead in rows:
             items.append(
@@ -192,7 +183,8 @@ def erase_ids(
 
     Gone: names, address (and its compared forms), the resume (bytes and link), the name words,
     idempotency keys, the subjects and bodies of the lead's emails (unsent ones are cancelled),
-    and every value in its events' details that is not the firm's own (notes first). Kept: id,
+    its name and address in the quarantine digests that list it, and every value in its events'
+    details that is not the firm's own (`leadctl.redaction`). Kept: id,
     reference, dates, state, attorney, consent, and keyed hashes of the name and address key.
     An `erased` (or `purged`) event records `actor` and `reason`. An erased lead is left as it
     is; a lead with an email being sent this moment is refused (try again once it is sent).
@@ -204,8 +196,11 @@ def erase_ids(
         return result
     keyed_hash("")  # the secret exists before the transaction: making it is a write of its own
     with _deleted_bytes_zeroed(), write_transaction():
-        for chunk in _chunks(list(lead_ids)):
-            _erase_chunk(chunk, actor, reason, kind, now, result)
+        erased: list[Lead] = []
+        for chunk in chunks(list(lead_ids)):
+            erased += _erase_chunk(chunk, actor, reason, kind, now, result)
+        # Once, after every lead is locked: the digests are locked last, in one order.
+        redact_digests(erased)
     if result.changed and merge_search:
         forget_erased_text()
     return result
@@ -230,11 +225,12 @@ def forget_erased_text() -> None:
 
 def _erase_chunk(
     chunk: list[int], actor: str, reason: str, kind: str, now: datetime, result: Erasure
-) -> None:
+) -> list[Lead]:
+    """Erase the leads of one chunk; the leads erased, as they were read (with their data)."""
     # Locked in id order (PostgreSQL): a reach-out or a note in flight finishes first, and two
     # erasures never deadlock. SQLite's write lock was taken at BEGIN.
     leads = list(
-        _locked(
+        locked(
             Lead.select(
                 Lead.id,
                 Lead.reference,
@@ -265,7 +261,7 @@ def _erase_chunk(
         else:
             todo.append(lead)
     if not todo:
-        return
+        return todo
     ids = [lead.id for lead in todo]
     # One UPDATE for the chunk: each lead's own hashes through CASE (peewee spends milliseconds
     # building an UPDATE; ten thousand of them were most of an erasure of 10,000 leads).
@@ -286,12 +282,13 @@ def _erase_chunk(
     ).where(Lead.id.in_(ids)).execute()
     for table in (Resume, NameToken, IdempotencyKey):
         table.delete().where(table.lead.in_(ids)).execute()
-    _erase_messages(todo)
-    _redact_events(todo)
+    erase_messages(todo)
+    redact_events(todo)
     events.record(*(Event.row(i, now, actor, kind, {"reason": reason}) for i in ids))
     for lead in todo:
         lead.erased_at = now
         result.changed.append(_tomb(lead, f"lead {lead.id} ({lead.reference}) erased"))
+    return todo
 
 
 def _sending(ids: list[int], now: datetime) -> dict[int, datetime]:
@@ -300,7 +297,7 @@ def _sending(ids: list[int], now: datetime) -> dict[int, datetime]:
     Its worker holds the text in memory and will record the delivery (with the recipient) once
     done; erasing meanwhile would leave that record behind.
     """
-    rows = _locked(
+    rows = locked(
         OutboxMessage.select(OutboxMessage.lead, OutboxMessage.lease_until)
         .where(
             OutboxMessage.lead.in_(ids)
@@ -314,79 +311,6 @@ def _sending(ids: list[int], now: datetime) -> dict[int, datetime]:
         if row.lead_id is not None:
             busy[row.lead_id] = max(row.lease_until, busy.get(row.lead_id, row.lease_until))
     return busy
-
-
-def _erase_messages(leads: list[Lead]) -> None:
-    """Subjects and bodies gone; the prospect's address gone; unsent messages cancelled (dead,
-    never retried into an empty email: their recipient is gone too)."""
-    keys = {lead.id: lead.email_key for lead in leads}
-    rows = OutboxMessage.select(
-        OutboxMessage.id, OutboxMessage.lead, OutboxMessage.recipient, OutboxMessage.status
-    ).where(OutboxMessage.lead.in_(list(keys)))
-    sent, prospect, cancel = [], [], []
-    for row in rows:
-        if row.status != MessageStatus.SENT.value:
-            cancel.append(row.id)
-        elif email_key(row.recipient) == keys.get(row.lead_id or 0):
-            prospect.append(row.id)
-        else:
-            sent.append(row.id)
-    wiped = {"subject": "", "body_text": "", "body_html": "", "mailbox": None}
-    for chunk in _chunks(sent):
-        OutboxMessage.update(**wiped).where(OutboxMessage.id.in_(chunk)).execute()
-    for chunk in _chunks(prospect):
-        OutboxMessage.update(**wiped, recipient="", last_error=None).where(
-            OutboxMessage.id.in_(chunk)
-        ).execute()
-    for chunk in _chunks(cancel):
-        OutboxMessage.update(
-            **wiped,
-            recipient="",
-            status=MessageStatus.DEAD.value,
-            lease_until=None,
-            last_error=CANCELLED,
-        ).where(OutboxMessage.id.in_(chunk)).execute()
-
-
-def _redact_events(leads: list[Lead]) -> None:
-    """Each event's details redacted in place; kind, time and actor stay. Events whose details
-    end up alike are updated together (a purge of thousands of leads is a few statements)."""
-    addresses = {lead.id: lead.email_key for lead in leads}
-    groups: dict[str, list[int]] = {}
-    redacted: dict[str, dict[str, Any]] = {}
-    query: Any = (
-        Event.select(Event.id, Event.lead, Event.actor, Event.details)
-        .where(Event.lead.in_(list(addresses)))
-        .tuples()
-    )
-    for event_id, lead_id, actor, details in query:
-        details = details or {}
-        new = redact(details, addresses.get(lead_id, ""), system=actor == "system")
-        if new != details:
-            text = Event.details.db_value(new)
-            groups.setdefault(text, []).append(event_id)
-            redacted[text] = new
-    for text, ids in groups.items():
-        for chunk in _chunks(ids):
-            # The one update the audit trail allows: erasure's redaction (see tests/test_privacy).
-            Event.update(details=redacted[text]).where(Event.id.in_(chunk)).execute()
-
-
-def redact(value: Any, address: str, *, system: bool, key: str | None = None) -> Any:
-    """`value` (an event's details) with every value outside KEPT_KEYS replaced by ERASED, and
-    any kept string that holds `address` (the prospect's email key) too."""
-    if isinstance(value, dict):
-        return {
-            k: redact(v, address, system=system, key=k)
-            if k in KEPT_KEYS or (system and k in KEPT_FROM_SYSTEM)
-            else (ERASED if v not in (None, "") else v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v, address, system=system, key=key) for v in value]
-    if isinstance(value, str) and address and address in value.casefold():
-        return ERASED
-    return value
 
 
 @contextlib.contextmanager
@@ -426,11 +350,6 @@ def _merge_search_index() -> None:
         db.execute(command)
 
 
-def _locked(query: Any) -> Any:
-    """`query` FOR UPDATE on PostgreSQL; SQLite's one write lock was taken at BEGIN."""
-    return query if isinstance(database.obj, SqliteDatabase) else query.for_update()
-
-
 def _tomb(lead: Lead, message: str) -> dict[str, Any]:
     return {
         "id": lead.id,
@@ -442,8 +361,3 @@ def _tomb(lead: Lead, message: str) -> dict[str, Any]:
 
 def already_erased(lead_id: int, when: str | None) -> str:
     return f"lead {lead_id} was already erased on {when}; nothing to do"
-
-
-def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

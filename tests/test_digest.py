@@ -152,6 +152,83 @@ def test_two_workers_send_one_digest(inbox: Settings) -> None:
     assert len(_digests()) == 1
 
 
+def test_marks_say_which_leads_the_digest_names(
+    inbox: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each held lead counted gets a mark with the digest's Message-ID and whether the digest
+    names it: what erasure follows to take a name out of the digest (leadctl.redaction)."""
+    monkeypatch.setattr(chores, "DIGEST_LISTED", 2)
+    leads = [_held(inbox, "Ann", f"Held{n}", n) for n in range(3)]
+    assert chores.digest_due(inbox, utcnow()) == 1
+    (mail,) = _digests()
+    marks = {e.lead_id: e.details for e in Event.select().where(Event.kind == chores.DIGESTED)}
+    assert marks == {
+        leads[0].id: {"digest": mail.message_id, "listed": True},
+        leads[1].id: {"digest": mail.message_id, "listed": True},
+        leads[2].id: {"digest": mail.message_id, "listed": False},
+    }
+    assert "Ann Held2" not in mail.body_text and "and 1 more" in mail.body_text
+
+
+def test_two_erasures_at_once_each_take_their_lead_out_of_one_digest(inbox: Settings) -> None:
+    """The digest is locked before it is read: an erasure that waits for another's digest reads
+    it after that one committed, and does not write the other lead's name back."""
+    from leadctl import erasure
+    from leadctl.models import database
+    from leadctl.names import keyed_hash
+
+    if inbox.database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one write lock: two erasures run one after the other")
+    leads = [_held(inbox, "Zed", f"Racer{n}", n) for n in range(2)]
+    assert chores.digest_due(inbox, utcnow()) == 1
+    keyed_hash("")  # made now: neither erasure waits on the other to make the secret
+    first_done, release = threading.Event(), threading.Event()
+    second: list[int] = []
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with database.atomic():  # held open after its erasure: the digest stays locked
+                assert erasure.erase_ids([leads[0].id], "ann@firm.example", "asked").changed
+                first_done.set()
+                release.wait(60)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_done.set()
+            db.close_connection()
+
+    def then_second() -> None:
+        try:
+            first_done.wait(60)
+            second.append(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            assert erasure.erase_ids([leads[1].id], "ann@firm.example", "asked").changed
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.close_connection()
+
+    def second_waits() -> bool:
+        sql = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+        return bool(second) and database.execute_sql(sql, (second[0],)).fetchone()[0] == "Lock"
+
+    threads = [threading.Thread(target=first), threading.Thread(target=then_second)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(second_waits, 30, "the second erasure waiting on the first's digest")
+    finally:
+        release.set()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+    (mail,) = _digests()
+    for lead in leads:
+        assert lead.reference in mail.body_text and lead.reference in mail.body_html
+    for text in (mail.subject, mail.body_text, mail.body_html):
+        assert "Racer" not in text and "held0@" not in text and "held1@" not in text
+
+
 @pytest.mark.e2e
 def test_the_server_mails_a_digest_of_a_bot_caught_by_the_honeypot(
     tmp_path: Path, make_server: Any, smtp_sink: SmtpSink

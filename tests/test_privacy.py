@@ -235,14 +235,33 @@ def test_hostile_and_unknown_ids_fail_alone_and_reach_no_sql(world: World) -> No
 
 
 def test_ten_thousand_ids_from_stdin_in_one_call(world: World) -> None:
-    ids = [str(i) for i in range(10_000, 20_000)] + [zoe_id(world)]
+    ids = [str(i) for i in range(10_000, 19_999)] + [zoe_id(world)]
     ids[5] = Lead.get_by_id(world.ids["paul@example.com"]).reference.lower()
     done = world.cli("erase", "-", "--reason", "asked", "--yes", "--json", input="\n".join(ids))
     assert done.code == 1
     result = done.json()
     assert sorted(i["id"] for i in result["changed"]) == sorted(world.ids.values())
-    assert len(result["failed"]) == 9_999
-    assert done.stderr.count("\n") == 9_999  # one line each, nothing else
+    assert len(result["failed"]) == 9_998
+    assert done.stderr.count("\n") == 9_998  # one line each, nothing else
+
+
+def test_more_than_ten_thousand_ids_erase_nothing(world: World) -> None:
+    """`erase -` reads standard input as every batch command does (cli/batch.read_ids): bounded,
+    checked whole before anything is erased; bulk erasure by age is `purge`'s job."""
+    ids = [zoe_id(world)] + [str(i) for i in range(10_000, 20_000)]
+    done = world.cli("erase", "-", "--reason", "asked", "--yes", input="\n".join(ids))
+    assert done.code == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert "more than 10,000 ids on standard input" in done.stderr
+    assert "leadctl purge --older-than" in done.stderr
+    endless = world.cli("erase", "-", "--reason", "asked", "--yes", input=zoe_id(world) * 10**6)
+    assert endless.code == 2 and endless.stderr.count("\n") == 1
+    assert "longer than 4,096 characters" in endless.stderr
+    hostile = world.cli("erase", "-", "--reason", "x", "--yes", input=f"{zoe_id(world)}\n\x1b[2J\n")
+    assert hostile.code == 2 and "\x1b" not in hostile.stderr
+    on_terminal = world.cli("erase", "-", "--reason", "x", "--yes", tty=True)
+    assert on_terminal.code == 2 and "pipe them in" in on_terminal.stderr
+    assert not Lead.select().where(Lead.erased_at.is_null(False)).exists()
 
 
 def test_erase_many_leads_in_one_call_over_several_chunks(core: Settings) -> None:
@@ -330,25 +349,51 @@ def test_an_email_being_sent_holds_the_erasure_back_until_it_is_recorded(world: 
 
 
 def test_redaction_keeps_the_firms_words_and_drops_the_rest() -> None:
-    from leadctl.erasure import ERASED, redact
+    from leadctl.redaction import ERASED, redact
 
     address = "zoe@example.com"
     assert redact({"from": "PENDING", "to": "REACHED_OUT", "note": "hi Zoë"}, address,
-                  system=False) == {"from": "PENDING", "to": "REACHED_OUT", "note": ERASED}  # fmt: skip
+                  kind="state_changed", system=False) == {
+        "from": "PENDING", "to": "REACHED_OUT", "note": ERASED
+    }  # fmt: skip
     sent = {"message_id": "<A.confirmation.1@f>", "to": "Zoe@Example.com", "purpose": "x"}
-    assert redact(sent, address, system=True)["to"] == ERASED
-    assert redact({**sent, "to": "bob@firm.example"}, address, system=True) == {
-        **sent, "to": "bob@firm.example"
-    }  # fmt: skip
-    assert redact({"reason": "round robin"}, address, system=True) == {"reason": "round robin"}
-    assert redact({"reason": "her brother"}, address, system=False) == {"reason": ERASED}
-    hits = {"hits": [{"source": "party", "id": 3, "name": "Zoe N", "matter": "M", "score": 1}]}
-    assert redact(hits, address, system=True) == {
-        "hits": [{"source": "party", "id": 3, "name": ERASED, "matter": ERASED, "score": 1}]
+    assert redact(sent, address, kind="email_sent", system=True)["to"] == ERASED
+    assert redact({**sent, "to": "bob@firm.example"}, address, kind="email_sent",
+                  system=True) == {**sent, "to": "bob@firm.example"}  # fmt: skip
+    assert redact({"reason": "round robin"}, address, kind="assigned", system=True) == {
+        "reason": "round robin"
     }
-    assert redact({"anything_new": {"deep": "x"}, "empty": ""}, address, system=True) == {
-        "anything_new": ERASED, "empty": ""
+    assert redact({"reason": "her brother"}, address, kind="note", system=False) == {
+        "reason": ERASED
+    }
+    # An assignment's reason is the firm's whoever assigned: `leadctl assign`, a hand-over.
+    manual = {"attorney": "bob@firm.example", "previous": None, "reason": "manual"}
+    assert redact(manual, address, kind="assigned", system=False) == manual
+    # A party is the firm's list, not the person: its name, role and matter stay. Another
+    # lead's name (it matched this person's) and a searched text go; an address goes anywhere.
+    party = {
+        "source": "party",
+        "id": 3,
+        "name": "Acme",
+        "role": "adverse",
+        "matter": "M-1",
+        "reference": None,
+        "date": "2026-01-01T00:00:00Z",
+        "score": 1.0,
+        "matched": "name",
+    }
+    lead = {**party, "source": "lead", "id": 7, "name": "Zoë Ñúñez", "role": None,
+            "matter": None, "reference": "K7QF-M2XD", "matched": "email"}  # fmt: skip
+    hits = {"hits": [party, lead, {**party, "query": "Zoë", "matter": "zoe@example.com"}]}
+    assert redact(hits, address, kind="conflicts_found", system=True) == {
+        "hits": [party, {**lead, "name": ERASED},
+                 {**party, "query": ERASED, "matter": ERASED}]
     }  # fmt: skip
+    assert redact(hits, address, kind="other", system=True)["hits"][0]["name"] == ERASED
+    assert redact({"digest": "<d@f>", "pending_since": "2026-01-01T00:00:00Z"}, address,
+                  kind="x", system=True) == {"digest": "<d@f>", "pending_since": "2026-01-01T00:00:00Z"}  # fmt: skip
+    assert redact({"anything_new": {"deep": "x"}, "empty": ""}, address, kind="x",
+                  system=True) == {"anything_new": ERASED, "empty": ""}  # fmt: skip
 
 
 def test_events_are_append_only_but_for_erasure() -> None:
@@ -358,7 +403,7 @@ def test_events_are_append_only_but_for_erasure() -> None:
     import re
 
     root = Path(__file__).resolve().parent.parent / "leadctl"
-    allowed = {("erasure.py", "update"), ("submissions.py", "delete")}
+    allowed = {("redaction.py", "update"), ("submissions.py", "delete")}
     found = set()
     for path in root.rglob("*.py"):
         text = path.read_text()
@@ -373,7 +418,86 @@ def test_events_are_append_only_but_for_erasure() -> None:
         if re.search(r"(UPDATE|DELETE\s+FROM)\s+\"?event\b", text, re.IGNORECASE):
             found.add((path.name, "sql"))
     assert found - allowed == set()
-    assert ("erasure.py", "update") in found  # the scan sees what it looks for
+    assert ("redaction.py", "update") in found  # the scan sees what it looks for
+
+
+def held(settings: Settings, first: str, last: str, email: str) -> int:
+    """A submission kept in quarantine (the honeypot caught it): the digest lists it."""
+    from leadctl import submissions
+    from leadctl.resumes import check_resume
+    from leadctl.validation import check_prospect
+    from tests import samples
+
+    resume = check_resume("cv.pdf", samples.pdf(), settings.max_resume_bytes)
+    prospect = check_prospect(first, last, email)
+    return submissions.submit(prospect, resume, settings, quarantine_reason="honeypot").lead.id
+
+
+def test_erasure_takes_the_person_out_of_the_quarantine_digest(world: World) -> None:
+    """The digest (an email with no lead, to the intake inbox) named her; after erasure it names
+    the others it listed, and her only by reference. Found through her `quarantine_digested`
+    event, which keeps the digest's Message-ID."""
+    from leadctl import chores
+    from leadctl.timeutil import utcnow
+
+    s = world.settings.replace(quarantine_digest="1h", intake_email="intake@firm.example")
+    db.bind(world.url)
+    zoe = held(s, "Zoë", "Ñúñez <&> O'Neil", "Zoe.Nunez@example.com")
+    sam = held(s, "Sam", "Other", "sam@example.com")
+    assert chores.digest_due(s, utcnow()) == 1
+    (digest,) = OutboxMessage.select().where(OutboxMessage.purpose == chores.DIGEST)
+    assert "Ñúñez &lt;&amp;&gt; O&#39;Neil" in digest.body_html  # autoescaped: found as such
+    assert "Zoë Ñúñez <&> O'Neil <Zoe.Nunez@example.com>" in digest.body_text
+    close()
+
+    done = world.cli("erase", str(zoe), zoe_id(world), "--reason", "asked", "--yes")
+    assert done.code == 0, done.stderr
+    stored = everything_stored()
+    assert leaks(stored) == [] and "Neil" not in stored
+    after = OutboxMessage.get_by_id(digest.id)
+    zoe_ref, sam_ref = (Lead.get_by_id(i).reference for i in (zoe, sam))
+    for body in (after.body_text, after.body_html):
+        assert zoe_ref in body and sam_ref in body and "[erased]" in body
+        assert "Sam Other" in body and "sam@example.com" in body  # the others stay listed
+    assert "[erased] <[erased]>" in after.body_text
+    assert after.subject == digest.subject and after.recipient == "intake@firm.example"
+    (mark,) = Event.select().where((Event.lead == zoe) & (Event.kind == chores.DIGESTED))
+    assert mark.details == {"digest": digest.message_id, "listed": True}  # the link stays
+
+
+def test_erasure_keeps_the_firms_parties_and_assignment_reasons(
+    world: World, tmp_path: Path
+) -> None:
+    """Only the person's data goes: a party of the firm that her name matched (its name, role and
+    matter) and the reason of an assignment by hand stay in her history."""
+    from leadctl import parties
+    from leadctl.redaction import ERASED
+
+    db.bind(world.url)
+    matter = "Smith v. Acme Holdings (M-7)"
+    parties.import_rows(parties.parse(f"name,role,matter\nSmith,adverse,{matter}\n".encode()))
+    close()
+    lead = seed(world.url, tmp_path, ("Paula", "Smith", "paula.smith@example.com"))
+    lead_id = lead["paula.smith@example.com"]
+    before = world.cli("show", str(lead_id), "--json").json()["attorney"]
+    other = "bob@firm.example" if before == ADMIN else ADMIN
+    assert world.cli("assign", str(lead_id), other).code == 0
+    assert world.cli("erase", str(lead_id), "--reason", "asked", "--yes").code == 0
+
+    history = {e.kind: e for e in Event.select().where(Event.lead == lead_id).order_by(Event.id)}
+    (party,) = [h for h in history["conflicts_found"].details["hits"] if h["source"] == "party"]
+    assert (party["name"], party["role"], party["matter"]) == ("Smith", "adverse", matter)
+    assert history["assigned"].actor == ADMIN
+    assert history["assigned"].details == {
+        "attorney": other,
+        "previous": before,
+        "reason": "manual",
+    }
+    for hit in history["conflicts_found"].details["hits"]:
+        assert hit["source"] == "party" or hit["name"] in (ERASED, "")
+    stored = everything_stored()
+    assert "Paula" not in stored and "paula.smith" not in stored
+    assert world.cli("conflicts", "Smith", "--json").json()[0]["matter"] == matter
 
 
 # -- concurrency ---------------------------------------------------------------------------------
