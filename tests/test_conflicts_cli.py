@@ -182,6 +182,31 @@ def test_parties_import_list_remove(local: Cli, tmp_path: Path) -> None:
     assert bad_id.code == 2 and "a party id is a number" in bad_id.stderr
 
 
+def test_parties_remove_reads_ids_from_stdin_as_every_batch_command(local: Cli) -> None:
+    """`parties remove -` reads standard input through cli/batch.read_ids: `parties list`'s
+    plain or NDJSON output, bounded and checked whole before anything is removed."""
+    listed = local("parties", "list", "--ndjson").stdout
+    ids = [json.loads(line)["id"] for line in listed.splitlines()]
+    endless = local("parties", "remove", "-", "--yes", input="1" * 10_000_000)
+    assert endless.code == 2 and endless.stderr.count("\n") == 1
+    assert "line 1 of standard input is longer than 4,096 characters" in endless.stderr
+    assert "give one party id per line" in endless.stderr
+    many = local("parties", "remove", "-", "--yes", input="1\n" * 10_001)
+    assert many.code == 2 and "more than 10,000 ids on standard input" in many.stderr
+    reference = local("parties", "remove", "-", "--yes", input=f"{ids[0]}\nK7QF-M2XD\n")
+    assert reference.code == 2
+    assert reference.stderr == (
+        "leadctl: error: line 2 of standard input is not a party id: 'K7QF-M2XD'\n"
+    )
+    on_terminal = local("parties", "remove", "-", "--yes", tty=True)
+    assert on_terminal.code == 2 and "reads party ids from standard input" in on_terminal.stderr
+    assert [p["id"] for p in local("parties", "list", "--json").json()] == ids  # none removed
+    done = local("parties", "remove", "-", "--yes", input=listed)
+    assert done.code == 0, done.stderr
+    assert done.stdout == "".join(f"removed party {i}\n" for i in ids)
+    assert local("parties", "list", "--json").json() == []
+
+
 def test_parties_import_from_stdin_and_errors(local: Cli, tmp_path: Path) -> None:
     piped = local("parties", "import", "-", input="name,role\nDelta Energy,other\n")
     assert piped.code == 0 and piped.stdout == "1 party added\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import count
 from typing import IO, TYPE_CHECKING
 
@@ -29,24 +30,38 @@ if TYPE_CHECKING:
 
 MAX_IDS = 10_000  # leads in one batch; more is split by the caller (e.g. `xargs -n`/`split`)
 MAX_LINE = 4_096  # characters in one input line; a `list --ndjson` line is well under 2,000
-_ID = re.compile(r"\d{1,15}|[A-Za-z0-9]{4}-?[A-Za-z0-9]{4}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # tab separates `list`'s plain columns
+SPLIT = "e.g. split -l 10000"  # how to give more than MAX_IDS, unless a command knows better
 
 
-def read_ids(env: Env, ids: list[str]) -> list[str]:
-    """The ids a batch command works on: its arguments, or standard input for `-`."""
+@dataclass(frozen=True)
+class Noun:
+    """What a command's ids name: the word its messages use, and what one id looks like."""
+
+    word: str
+    pattern: re.Pattern[str]
+    shape: str
+
+
+LEADS = Noun("lead", re.compile(r"\d{1,15}|[A-Za-z0-9]{4}-?[A-Za-z0-9]{4}"), "lead id or reference")
+PARTIES = Noun("party", re.compile(r"\d{1,15}"), "party id")
+
+
+def read_ids(env: Env, ids: list[str], noun: Noun = LEADS, more: str = SPLIT) -> list[str]:
+    """The ids a batch command works on: its arguments, or standard input for `-`; at most
+    MAX_IDS, else a usage error that ends with `more` (what to do instead)."""
     if ids == ["-"]:
         if env.streams.stdin_tty:
-            raise UsageError("'-' reads lead ids from standard input; pipe them in")
-        return ids_from(env.streams.stdin)
+            raise UsageError(f"'-' reads {noun.word} ids from standard input; pipe them in")
+        return ids_from(env.streams.stdin, noun, more)
     if "-" in ids:
         raise UsageError("'-' must be the only id when reading from standard input")
     if len(ids) > MAX_IDS:
-        raise UsageError(f"{len(ids):,} ids; at most {MAX_IDS:,} at once, split them")
+        raise UsageError(f"{len(ids):,} ids; give at most {MAX_IDS:,} at once ({more})")
     return list(batch_ids(ids))
 
 
-def ids_from(stream: IO[str]) -> list[str]:
+def ids_from(stream: IO[str], noun: Noun = LEADS, more: str = SPLIT) -> list[str]:
     """Every id on `stream`, checked before any is used (see the module's docstring)."""
     found: list[str] = []
     for number in count(1):
@@ -56,21 +71,21 @@ def ids_from(stream: IO[str]) -> list[str]:
         if len(line) > MAX_LINE and not line.endswith("\n"):
             raise UsageError(
                 f"line {number} of standard input is longer than {MAX_LINE:,} characters; "
-                "give one lead id per line"
+                f"give one {noun.word} id per line"
             )
-        ident = _id_of(line.rstrip("\r\n"), number)
+        ident = _id_of(line.rstrip("\r\n"), number, noun)
         if ident is None:
             continue
         found.append(ident)
         if len(found) > MAX_IDS:
             raise UsageError(
                 f"more than {MAX_IDS:,} ids on standard input; give at most {MAX_IDS:,} at once "
-                "(e.g. split -l 10000)"
+                f"({more})"
             )
     return found
 
 
-def _id_of(line: str, number: int) -> str | None:
+def _id_of(line: str, number: int, noun: Noun) -> str | None:
     """The id on one input line: a plain id or reference (the first column of `list`'s plain
     output), or a `list --ndjson` object's id; None for a blank or `#` comment line."""
     text = line.strip()
@@ -90,8 +105,8 @@ def _id_of(line: str, number: int) -> str | None:
         text = str(value)
     else:
         text = text.split("\t", 1)[0].strip()
-    if not _ID.fullmatch(text):
-        raise UsageError(f"{where} is not a lead id or reference: {_quoted(text)}")
+    if not noun.pattern.fullmatch(text):
+        raise UsageError(f"{where} is not a {noun.shape}: {_quoted(text)}")
     return text
 
 

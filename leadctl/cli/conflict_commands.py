@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from leadctl.cli.batch import PARTIES, read_ids
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
-from leadctl.cli.output import Column, age, batch_ids
+from leadctl.cli.output import Column, age
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON with the API's field names.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
@@ -208,9 +209,8 @@ def parties_remove(
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    raw = list(batch_ids(env.streams.stdin)) if ids == ["-"] else list(batch_ids(ids))
     numbers: list[int] = []
-    for value in raw:
+    for value in read_ids(env, ids, PARTIES):
         if not (value.isascii() and value.isdigit() and len(value) <= 15):
             raise UsageError(f"a party id is a number, not {value[:40]!r}")
         numbers.append(int(value))

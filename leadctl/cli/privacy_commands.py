@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
+from leadctl.cli.batch import read_ids
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
 from leadctl.cli.lead_commands import DryRunOpt, IdsArg, JsonOpt, NdjsonOpt, YesOpt
-from leadctl.cli.output import Column, Output, age, batch_ids
+from leadctl.cli.output import Column, Output, age
 from leadctl.errors import Forbidden, InvalidInput
 
 ReasonOpt = Annotated[
@@ -64,15 +65,8 @@ def _reason(text: str) -> str:
 # -- erase ---------------------------------------------------------------------------------------
 
 
-def _ids(env: Env, ids: list[str]) -> list[str]:
-    """Ids as arguments, or `-` alone: one per line (or `list --ndjson` objects) from stdin."""
-    if ids == ["-"]:
-        if env.streams.stdin_tty:
-            raise UsageError("'-' reads lead ids from standard input; pipe them in")
-        return list(batch_ids(env.streams.stdin))
-    if "-" in ids:
-        raise UsageError("'-' must be the only id when reading from standard input")
-    return list(batch_ids(ids))
+# Bulk erasure is `purge`'s job: `erase` takes as many ids as any batch command.
+ERASE_MORE = "split them, or erase by age with: leadctl purge --older-than 2y"
 
 
 def erase(
@@ -88,7 +82,7 @@ def erase(
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    idents = _ids(env, ids)
+    idents = read_ids(env, ids, more=ERASE_MORE)
     why = _reason(reason) if not dry_run else reason
     actor = _admin(env, "erase")
     lead_ids, failed = erasure.resolve(idents)
