@@ -3,14 +3,18 @@ is told by email (the outbox row written in the same transaction as the move).""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from leadctl import events
+from peewee import SQL, SqliteDatabase, Value, fn
+
+from leadctl import events, fastpath
+from leadctl.assignment import ROUND_ROBIN_LOCK, choose_many, returning_attorneys
 from leadctl.errors import Forbidden, LeadctlError, NotFound
 from leadctl.leads import Outcome, allowed, find, lead_dict
-from leadctl.models import Attorney, Event, Lead, email_key
+from leadctl.models import Attorney, Event, Lead, database, email_key
 from leadctl.permissions import Caller, may_change, owner_of
 from leadctl.states import State
 from leadctl.timeutil import iso, utcnow
@@ -21,7 +25,11 @@ if TYPE_CHECKING:
 
 ROUND_ROBIN = "round-robin"
 LISTED = 50  # leads named in one handover email; the rest are counted
-CHUNK = 500  # ids per UPDATE … WHERE id IN (…): well under every database's parameter limit
+# Events per INSERT (5 parameters each, 12 for the webhook each may queue): under SQLite's
+# default limit of 32,766 parameters, and PostgreSQL's 65,535.
+EVENTS_CHUNK = 2000
+
+Plan = dict[str, tuple[int, list[Any]]]
 
 
 def _name(actor: str | Caller) -> str:
@@ -104,6 +112,9 @@ def hand_over(
     so erasing a lead could not reach it). Reached-out leads stay with them, as history."""
     who = _name(actor)
     with write_transaction():
+        # PostgreSQL: the lock every writer takes first (intake/writer.py), before any row here;
+        # a new lead then never goes to the attorney between our look-up and our commit.
+        fastpath.serialize(ROUND_ROBIN_LOCK)
         attorney = Attorney.get_or_none(Attorney.email == email_key(email))
         if attorney is None:
             raise NotFound(f"no attorney {email}; see: leadctl attorney list")
@@ -123,17 +134,19 @@ def hand_over(
         if attorney.active:
             attorney.active, changed = False, True
             attorney.save(only=[Attorney.active])
+        theirs = (
+            (Lead.attorney == attorney.id)
+            & (Lead.state == State.PENDING.value)
+            & Lead.erased_at.is_null()
+        )
         pending = list(
-            Lead.select(Lead.id, Lead.reference, Lead.email, Lead.created_at)
-            .where(
-                (Lead.attorney == attorney.id)
-                & (Lead.state == State.PENDING.value)
-                & Lead.erased_at.is_null()
-            )
+            Lead.select(Lead.id, Lead.reference, Lead.email_key, Lead.created_at)
+            .where(theirs)
             .order_by(Lead.id)
+            .namedtuples()
         )
         now = utcnow()
-        plan = _plan(pending, target, now)
+        plan = _plan(pending, target, theirs, now)
         if pending and not plan:
             plural = "s" if len(pending) != 1 else ""
             raise LeadctlError(
@@ -142,50 +155,64 @@ def hand_over(
             )
         handover = Handover(attorney, changed)
         reason = f"{attorney.email} was deactivated"
+        details = {
+            new_id: {"attorney": new_email, "previous": attorney.email, "reason": reason}
+            for new_email, (new_id, _leads) in plan.items()
+        }
         for new_email, (new_id, leads) in plan.items():
             ids = [lead.id for lead in leads]
-            for start in range(0, len(ids), CHUNK):
-                Lead.update(attorney=new_id, updated_at=now).where(
-                    Lead.id.in_(ids[start : start + CHUNK])
-                ).execute()
-            details = {"attorney": new_email, "previous": attorney.email, "reason": reason}
-            events.record(*(Event.row(i, now, who, "assigned", details) for i in ids))
+            Lead.update(attorney=new_id, updated_at=now).where(_one_of(ids)).execute()
+            handover.moved[new_email] = ids
+        # One `assigned` event per lead, in the order they were picked.
+        owner = {lead.id: new_id for new_id, leads in plan.values() for lead in leads}
+        rows = [
+            Event.row(lead.id, now, who, "assigned", details[owner[lead.id]]) for lead in pending
+        ]
+        for start in range(0, len(rows), EVENTS_CHUNK):
+            events.record(*rows[start : start + EVENTS_CHUNK])
+        for new_email, (_new_id, leads) in plan.items():
             if email_key(who) != new_email:
-                listed = [_listed(lead, with_person=False) for lead in leads[:LISTED]]
                 _queue(
                     settings,
                     new_email,
-                    listed,
+                    [_listed(lead, with_person=False) for lead in leads[:LISTED]],
                     previous=attorney.email,
                     by=who,
                     reason=reason,
                     lead=None,
                     now=now,
-                    count=len(ids),
+                    count=len(leads),
                 )
-            handover.moved[new_email] = ids
     return handover
 
 
-def _plan(
-    pending: list[Lead], target: Attorney | None, now: datetime
-) -> dict[str, tuple[int, list[Lead]]]:
-    """New attorney's email → (their id, the leads they get). Empty when no one can take them."""
+def _plan(pending: list[Any], target: Attorney | None, theirs: Any, now: datetime) -> Plan:
+    """New attorney's email → (their id, the leads they get), in the order of their first pick;
+    empty when no one can take them. `theirs` selects `pending` (their email keys: who is a
+    returning prospect of whom)."""
     if target is not None:
         return {target.email: (target.id, pending)} if pending else {}
-    from leadctl.assignment import choose_attorney
-
-    plan: dict[str, tuple[int, list[Lead]]] = {}
-    for step, lead in enumerate(pending):
-        # A distinct instant per pick: round robin orders by the last pick's time.
-        chosen, _reason = choose_attorney(lead.email, now + timedelta(microseconds=step))
-        if chosen is None:
-            return {}
+    if not pending:
+        return {}
+    keys = Lead.select(Lead.email_key).where(theirs & (Lead.email_key != ""))
+    picks = choose_many([lead.email_key for lead in pending], returning_attorneys(keys), now)
+    if picks is None:
+        return {}
+    plan: Plan = {}
+    for lead, chosen in zip(pending, picks, strict=True):
         plan.setdefault(chosen.email, (chosen.id, []))[1].append(lead)
     return plan
 
 
-def _listed(lead: Lead, *, with_person: bool) -> dict[str, Any]:
+def _one_of(ids: list[int]) -> Any:
+    """`Lead.id` is one of `ids`, however many, as one parameter: a PostgreSQL array, a JSON
+    array read by SQLite's json_each (an IN list would need one parameter per id)."""
+    if isinstance(database.obj, SqliteDatabase):
+        return Lead.id.in_(SQL("(SELECT value FROM json_each(?))", [json.dumps(ids)]))
+    return Lead.id == fn.ANY(Value(ids, unpack=False))
+
+
+def _listed(lead: Any, *, with_person: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": lead.id,
         "reference": lead.reference,
@@ -210,7 +237,7 @@ def _queue(
     count: int = 1,
 ) -> None:
     """The handover email as an outbox row, in the caller's transaction."""
-    from leadctl import fastpath, outbox, rendering
+    from leadctl import outbox, rendering
     from leadctl.models import OutboxMessage
 
     composed = rendering.compose(

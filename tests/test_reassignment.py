@@ -3,6 +3,8 @@ the email that tells the new attorney who moved the lead and why."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +326,83 @@ def test_the_email_lists_at_most_fifty_leads(core: Settings) -> None:
     ann_mail = OutboxMessage.get(OutboxMessage.purpose == "reassigned")
     assert ann_mail.subject == "53 leads are now yours"
     assert ann_mail.body_text.count("  Lead ") == 50 and "... and 3 more." in ann_mail.body_text
+
+
+# -- round robin over many leads at once ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL the bound database runs meanwhile."""
+    seen: list[str] = []
+    obj = database.obj
+    run = obj.execute_sql
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(sql)
+        return run(sql, *args, **kwargs)
+
+    obj.execute_sql = counted
+    try:
+        yield seen
+    finally:
+        del obj.execute_sql
+
+
+def _bob_has(core: Settings, count: int, bob: Attorney, first: str = "P") -> list[Lead]:
+    made = [_submit(core, first, f"N{i}", f"p{i}@example.com") for i in range(count)]
+    Lead.update(attorney=bob).where(Lead.id.in_([m.id for m in made])).execute()
+    return made
+
+
+def test_round_robin_hand_over_replays_one_pick_at_a_time(core: Settings) -> None:
+    """Each lead, in id order, goes to its returning prospect's attorney, else to the active
+    attorney assigned least recently (a returning prospect's lead counts): never twice in a row
+    to one attorney. And the marks are kept: the next new prospect goes on from there."""
+    attorneys.add("Ann Lee", ANN, "admin")
+    bob, _ = attorneys.add("Bob Roe", BOB)
+    cy, _ = attorneys.add("Cy Poe", CY)
+    di, _ = attorneys.add("Di Fox", "di@firm.example")
+    made = _bob_has(core, 14, bob)
+    # Earlier leads of three of these prospects, with cy and di (any case of the address).
+    back = {made[2].id: cy.id, made[5].id: di.id, made[9].id: cy.id}
+    for lead_id, owner in back.items():
+        earlier = _submit(core, "P", "Back", Lead.get_by_id(lead_id).email.upper())
+        Lead.update(attorney=owner).where(Lead.id == earlier.id).execute()
+    line = {a.id: a.last_assigned_at for a in Attorney.select() if a.active and a.id != bob.id}
+    done = reassignment.hand_over(BOB, "round-robin", local(ANN), core)
+    owners = {i: a for a, ids in done.moved.items() for i in ids}
+    by_email = {a.email: a.id for a in Attorney.select()}
+    # Never assigned first, then by the last mark before the handover, then picks in it.
+    rank = {i: (0, 0.0, i) if m is None else (1, m.timestamp(), i) for i, m in line.items()}
+    previous = None
+    for position, lead in enumerate(made):
+        expected = back.get(lead.id) or min(line, key=lambda i: rank[i])
+        assert by_email[owners[lead.id]] == expected, (position, owners)
+        if lead.id not in back:
+            assert expected != previous, position  # round robin: never the same twice
+        rank[expected], previous = (2, float(position), 0), expected
+    # The marks were written: a new prospect goes to whoever has waited longest since.
+    waited_longest = min(line, key=lambda i: rank[i])
+    fresh = _submit(core, "New", "Prospect", "new@example.com")
+    assert fresh.attorney_id == waited_longest
+    assigned = Event.select().where((Event.kind == "assigned") & (Event.actor == ANN))
+    assert sorted(e.lead_id for e in assigned) == [m.id for m in made]
+    assert {e.details["reason"] for e in assigned} == {f"{BOB} was deactivated"}
+
+
+def test_a_hand_over_takes_as_many_statements_for_many_leads_as_for_few(core: Settings) -> None:
+    counts = []
+    for n, size in enumerate((3, 60)):
+        # A fresh cast each round (the last one's deactivated): two take bob's leads.
+        attorneys.add("Ann Lee", f"ann{n}@firm.example", "admin")
+        bob, _ = attorneys.add("Bob Roe", f"bob{n}@firm.example")
+        attorneys.add("Cy Poe", f"cy{n}@firm.example")
+        _bob_has(core, size, bob, f"R{n}")
+        with _statements() as seen:
+            done = reassignment.hand_over(bob.email, "round-robin", "root", core)
+        assert sorted(len(ids) for ids in done.moved.values()) == [size // 2, size - size // 2]
+        counts.append(len(seen))
+        for a in Attorney.select().where(Attorney.active):
+            attorneys.deactivate(a.email)
+    assert counts[0] == counts[1], counts
