@@ -1,13 +1,19 @@
-"""How the text of a setting becomes its value: rates, networks, origins, periods and URLs.
+"""How the text of a setting becomes its value: booleans, numbers, choices, and the parsed
+ones (rates, networks, origins, periods and URLs).
 
 Each parser raises SettingsError with one line naming the variable and the accepted forms.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import math
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from leadctl.envfile import quoted
@@ -116,3 +122,53 @@ def parse_url(env: str, text: str, *, loopback_http: bool = False) -> str:
         allowed = "https:// (or http:// to this machine)" if loopback_http else "https://"
         raise SettingsError(f"{env} must start with {allowed}, not {quoted(text)}")
     return text
+
+
+def convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    """The raw text of setting `f` (a field of `Settings`) as its type, checked as `Settings`
+    will check it, so that each bad setting is found on its own; SettingsError names the
+    variable."""
+    env, kind = f.metadata["env"], type(f.default)
+    value = _typed(env, raw, kind)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise SettingsError(f"{env} must be {' or '.join(choices)}, not {quoted(raw)}")
+    if env in PARSERS:
+        PARSERS[env](value)
+    return value
+
+
+# The settings whose value is parsed further (each is checked again as `Settings` starts).
+PARSERS: dict[str, Callable[[Any], object]] = {
+    "LEADS_MAIL_CONCURRENCY": check_mail_concurrency,
+    "LEADS_RATE_LIMIT": parse_rate,
+    "LEADS_TRUSTED_PROXIES": parse_proxies,
+    "LEADS_FRAME_ANCESTORS": parse_frame_ancestors,
+    "LEADS_RETENTION": partial(parse_period, "LEADS_RETENTION"),
+    "LEADS_REMIND_AFTER": partial(parse_period, "LEADS_REMIND_AFTER"),
+    "LEADS_ESCALATE_AFTER": partial(parse_period, "LEADS_ESCALATE_AFTER"),
+    "LEADS_QUARANTINE_DIGEST": partial(parse_period, "LEADS_QUARANTINE_DIGEST"),
+    "LEADS_PRIVACY_URL": partial(parse_url, "LEADS_PRIVACY_URL"),
+    "LEADS_WEBHOOK_URL": partial(parse_url, "LEADS_WEBHOOK_URL", loopback_http=True),
+}
+
+
+def _typed(env: str, raw: str, kind: type) -> Any:
+    """`raw` as a bool, a number (finite, not negative) or kept as text, after the default's
+    type `kind`."""
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{env} must be true or false, not {quoted(raw)}")
+    if kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{env} must be a number, not {quoted(raw)}") from None
+        if not math.isfinite(value) or value < 0:
+            raise SettingsError(f"{env} must be a finite number, not negative, not {quoted(raw)}")
+        return value
+    return raw

@@ -1,36 +1,29 @@
-"""Settings of the intake server and the core: `LEADS_*` from the environment, then an env file.
+"""Settings of the intake server and the core: one field per `LEADS_*` variable, with its default
+and its one-line doc (the README's table is tested against them).
 
-The env file is `--env-file PATH`, else `LEADS_ENV_FILE`, else `./.env` when present; a relative
-SQLite path or folder given in it is resolved against the file's folder.
+Where each value's text comes from (the environment, then an env file) is `setting_sources`;
+how the text becomes a value, `setting_values`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
-from leadctl.envfile import (
-    ENV_FILE_DOC,
-    ENV_FILE_VARIABLE,
-    EnvFile,
-    EnvFileError,
-    find_env_file,
-    quoted,
-    read_env_file,
-)
+from leadctl import setting_sources
+from leadctl.envfile import ENV_FILE_DOC, ENV_FILE_VARIABLE
 from leadctl.logs import LOG_FORMATS
+from leadctl.setting_sources import Origin, Sources
 from leadctl.setting_values import (
     Network,
     SettingsError,
     check_mail_concurrency,
+    convert,
     parse_frame_ancestors,
     parse_period,
     parse_proxies,
@@ -38,14 +31,17 @@ from leadctl.setting_values import (
     parse_url,
 )
 
-__all__ = [
+__all__ = [  # what the rest of leadctl, intake and the tests import from here
     "Network",
     "Origin",
     "Settings",
     "SettingsError",
     "Sources",
+    "convert",
     "parse_proxies",
     "parse_rate",
+    "read_sources",
+    "setting_docs",
 ]
 
 
@@ -351,114 +347,11 @@ def setting_docs() -> list[tuple[str, str, str]]:
     return rows
 
 
-def convert(f: dataclasses.Field[Any], raw: str) -> Any:
-    """The raw text of setting `f` as its type, checked as `Settings` will check it, so that
-    each bad setting is found on its own; SettingsError names the variable."""
-    env, kind = f.metadata["env"], type(f.default)
-    value = _convert(env, raw, kind)
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        raise SettingsError(f"{env} must be {' or '.join(choices)}, not {quoted(raw)}")
-    if f.name in _PARSED:
-        _PARSED[f.name](value)
-    return value
-
-
-_PARSED: dict[str, Callable[[Any], object]] = {
-    "mail_concurrency": check_mail_concurrency,
-    "rate_limit": parse_rate,
-    "trusted_proxies": parse_proxies,
-    "frame_ancestors": parse_frame_ancestors,
-    "retention": lambda text: parse_period("LEADS_RETENTION", text),
-    "remind_after": lambda text: parse_period("LEADS_REMIND_AFTER", text),
-    "escalate_after": lambda text: parse_period("LEADS_ESCALATE_AFTER", text),
-    "quarantine_digest": lambda text: parse_period("LEADS_QUARANTINE_DIGEST", text),
-    "privacy_url": lambda text: parse_url("LEADS_PRIVACY_URL", text),
-    "webhook_url": lambda text: parse_url("LEADS_WEBHOOK_URL", text, loopback_http=True),
-}
-
-
-def _convert(env: str, raw: str, kind: type) -> Any:
-    if kind is bool:
-        lowered = raw.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise SettingsError(f"{env} must be true or false, not {quoted(raw)}")
-    if kind in (int, float):
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise SettingsError(f"{env} must be a number, not {quoted(raw)}") from None
-        if not math.isfinite(value) or value < 0:
-            raise SettingsError(f"{env} must be a finite number, not negative, not {quoted(raw)}")
-        return value
-    return raw
-
-
-# -- where the raw values come from -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a setting's value came from: `default`, `environment`, `file` (with its line) or
-    `option` (a command-line option such as `--db`)."""
-
-    source: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        return f"file, line {self.line}" if self.line else self.source
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The raw text of every setting that is not left at its default, and where each came from."""
-
-    raw: dict[str, str]
-    origins: dict[str, Origin]
-    env_file: EnvFile | None
-
-
 def read_sources(
     environ: Mapping[str, str] | None = None,
     /,
     *,
     env_file: str | os.PathLike[str] | None = None,
 ) -> Sources:
-    """Each setting's raw text: the environment first (an empty variable counts as unset),
-    then the env file. With `environ` given, `./.env` is read only when it names it."""
-    cwd = environ is None
-    environ = os.environ if environ is None else environ
-    try:
-        found = find_env_file(environ, env_file, cwd=cwd)
-        parsed = read_env_file(*found) if found else None
-    except EnvFileError as exc:
-        raise SettingsError(str(exc)) from None
-    raw: dict[str, str] = {}
-    origins: dict[str, Origin] = {}
-    for f in dataclasses.fields(Settings):
-        env = f.metadata["env"]
-        from_env = environ.get(env, "").strip()
-        from_file = parsed.values[env] if parsed and env in parsed.values else ("", 0)
-        if from_env:
-            raw[env], origins[env] = from_env, Origin("environment")
-        elif parsed and from_file[0].strip():
-            raw[env] = _resolved(f, from_file[0].strip(), parsed.path.parent)
-            origins[env] = Origin("file", from_file[1])
-        else:
-            origins[env] = Origin("default")
-    return Sources(raw, origins, parsed)
-
-
-def _resolved(f: dataclasses.Field[Any], text: str, folder: Path) -> str:
-    """A relative SQLite path or folder from an env file, made absolute against its folder: the
-    server and `leadctl` then agree wherever each is started."""
-    if f.metadata["env"] == "LEADS_DATABASE_URL" and text.startswith("sqlite:///"):
-        path = unquote(text[len("sqlite:///") :])
-        if path and path != ":memory:" and not os.path.isabs(path):
-            return "sqlite:///" + quote(os.path.normpath(folder / path), safe="/")
-    elif f.metadata.get("path") and not os.path.isabs(text):
-        return os.path.normpath(folder / text)
-    return text
+    """Each setting's raw text and where it came from (`setting_sources.read`)."""
+    return setting_sources.read(dataclasses.fields(Settings), environ, env_file=env_file)
