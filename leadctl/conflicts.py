@@ -19,6 +19,10 @@ Not compared: quarantined leads (suspected spam, kept outside every list: a bot 
 client's name must not raise alarms) and erased leads' names, which are gone. An erased lead
 is found only through the keyed hashes of its name key and email key (whole keys, and the
 subsets above), and reported as "an erased lead of DATE" with no name.
+
+One check is bounded (`MAX_WORDS_PER_CHECK` words, `MAX_ROWS_PER_CHECK` rows read; past
+either it is refused, 422). Under LEADS_ATTORNEY_SCOPE=own it still covers every lead, but a hit
+on a lead the caller may not read says only whose it is (`conflict_hits.withhold`).
 """
 
 from __future__ import annotations
@@ -31,10 +35,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadctl import fastpath
+from leadctl.conflict_hits import best, erased_hit, lead_hit, merge, party_hit, withhold
+from leadctl.conflict_rows import (
+    SPARE,
+    chunks,
+    kept,
+    lead_rows,
+    party_rows,
+    postings,
+    tomb_rows,
+    whole_leads,
+)
 from leadctl.errors import InvalidInput, NotFound
-from leadctl.models import Lead, NameToken, Party, email_key
+from leadctl.models import Lead, Party, email_key
 from leadctl.names import keyed_hash, words
-from leadctl.timeutil import iso
 
 THRESHOLD = 0.5
 MAX_NAMES = 50  # names in one check
@@ -43,6 +57,11 @@ MAX_LIMIT = 500
 WORD_CAP = 500  # name_token rows read per word; a word with more is "common"
 SUBSET_WORDS = 6  # up to this many words, every subset of at least half is looked up by key
 CANDIDATES = 2000  # partial-match candidates scored per name, at most
+# The work one check may ask for (a staff token's request must not stall the intake server):
+# the searched words of all names together (four words for each of 50 parties), and the rows
+# read to answer: postings of the searched words, candidates and exact matches.
+MAX_WORDS_PER_CHECK = 200
+MAX_ROWS_PER_CHECK = 50_000
 AT_INTAKE_LIMIT = 20
 AT_INTAKE_SUBSET_WORDS = 4
 
@@ -67,10 +86,32 @@ class Report:
         return {"hits": self.hits, "common_words": self.common_words}
 
 
+class _Budget:
+    """The rows one check may still read; InvalidInput (422) once it asks for more."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = self.left = rows
+
+    def charge(self, rows: int) -> None:
+        self.left -= rows
+        if self.left < 0:
+            raise InvalidInput(
+                [
+                    (
+                        "names",
+                        f"this check reads more than {self.rows:,} rows: check fewer names at "
+                        "once, or names of fewer words",
+                    )
+                ]
+            )
+
+
 def prepare(names: Iterable[Any]) -> list[Name]:
     """The names to search, checked: at most MAX_NAMES, each a string of at most MAX_NAME_CHARS
-    with at least one word to compare; InvalidInput names the first that is not."""
+    with at least one word to compare, at most MAX_WORDS_PER_CHECK words in all; InvalidInput
+    names the first that is not."""
     prepared: dict[str, Name] = {}
+    total = 0
     for n, raw in enumerate(names, start=1):
         if n > MAX_NAMES:
             raise InvalidInput([("names", f"at most {MAX_NAMES} names can be checked at once")])
@@ -94,19 +135,43 @@ def prepare(names: Iterable[Any]) -> list[Name]:
                 ]
             )
         name = Name(text, frozenset(found), " ".join(sorted(found)))
-        prepared.setdefault(name.key, name)
+        if name.key not in prepared:
+            total += len(name.words)
+            if total > MAX_WORDS_PER_CHECK:
+                raise InvalidInput(
+                    [
+                        (
+                            "names",
+                            f"at most {MAX_WORDS_PER_CHECK} words can be checked at once "
+                            f"(name {n} brings the names to {total})",
+                        )
+                    ]
+                )
+            prepared[name.key] = name
     return list(prepared.values())
 
 
 def check(names: list[str], *, lead_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Possible conflicts of `names` (and of lead `lead_id`'s name and email, excluding that
-    lead itself), best first, at most `limit`. Each hit is a dict (see `_hit`) with `query`,
-    the name or email it was found for."""
+    lead itself), best first, at most `limit`. Each hit is a dict (see `conflict_hits.hit`)
+    with `query`, the name or email it was found for."""
     return search(names, lead_id=lead_id, limit=limit).hits
 
 
-def search(names: list[str], *, lead_id: int | None = None, limit: int = 50) -> Report:
-    """`check`, with the words that were too common to look for partial matches from."""
+def search(
+    names: list[str],
+    *,
+    lead_id: int | None = None,
+    limit: int = 50,
+    visible_to: int | None = None,
+) -> Report:
+    """`check`, with the words that were too common to look for partial matches from.
+
+    `visible_to`: the attorney whose leads (and the inbox's) alone the caller may read
+    (`permissions.reads_only`), or None for every lead: the check is made against every lead
+    all the same, and a hit on a lead the caller may not read says only whose it is and when
+    it came (`conflict_hits.withhold`). Whether the caller may read lead `lead_id` is the
+    caller's to check first."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput([("limit", f"limit must be between 1 and {MAX_LIMIT}")])
     prepared = prepare(names)
@@ -121,13 +186,14 @@ def search(names: list[str], *, lead_id: int | None = None, limit: int = 50) -> 
         email = lead.email_key or email_key(lead.email)
     if not prepared and email is None:
         raise InvalidInput([("names", "give at least one name, or a lead")])
+    budget = _Budget(MAX_ROWS_PER_CHECK)
     for name in prepared:
-        hits, common = _name_hits(name, lead_id, limit)
-        _merge(found, hits)
+        hits, common = _name_hits(name, lead_id, limit, budget)
+        merge(found, hits)
         report.common_words += [w for w in common if w not in report.common_words]
     if email:
-        _merge(found, _email_hits(email, lead_id, limit))
-    report.hits = _best(found.values(), limit)
+        merge(found, _email_hits(email, lead_id, limit))
+    report.hits = withhold(best(found.values(), limit), visible_to)
     return report
 
 
@@ -146,30 +212,30 @@ def at_intake(first_name: str, last_name: str, email: str, lead_id: int) -> list
     # The same address, live or erased: a returning prospect has a few leads, not thousands.
     # The look-ups are fastpath's hand-written SQL: this runs for every submission.
     by_address = fastpath.leads_by_address(
-        ekey, email_hash, list(hashed), lead_id, AT_INTAKE_LIMIT + _SPARE
+        ekey, email_hash, list(hashed), lead_id, AT_INTAKE_LIMIT + SPARE
     )
-    for row in _kept(by_address, AT_INTAKE_LIMIT, tombs=True):
+    for row in kept(by_address, AT_INTAKE_LIMIT, tombs=True):
         if row["erased_at"] is not None:
             if row["erased_email_hash"] == email_hash:
-                _merge(hits, [_erased_hit(row, 1.0, "email")])
+                merge(hits, [erased_hit(row, 1.0, "email")])
             if row["erased_name_hash"] in hashed:
-                _merge(hits, [_erased_hit(row, hashed[row["erased_name_hash"]], "name")])
+                merge(hits, [erased_hit(row, hashed[row["erased_name_hash"]], "name")])
         elif row["email_key"] == ekey:
-            _merge(hits, [_lead_hit(row, 1.0, "email")])
+            merge(hits, [lead_hit(row, 1.0, "email")])
     if keys:
-        by_name = fastpath.leads_by_name_keys(list(keys), lead_id, AT_INTAKE_LIMIT + _SPARE)
-        for row in _kept(by_name, AT_INTAKE_LIMIT):
-            _merge(hits, [_lead_hit(row, keys[row["name_key"]], "name")])
+        by_name = fastpath.leads_by_name_keys(list(keys), lead_id, AT_INTAKE_LIMIT + SPARE)
+        for row in kept(by_name, AT_INTAKE_LIMIT):
+            merge(hits, [lead_hit(row, keys[row["name_key"]], "name")])
         for party in fastpath.parties_by_name_keys(list(keys), AT_INTAKE_LIMIT):
-            _merge(hits, [_party_hit(party, keys[party["name_key"]])])
-    return _best(hits.values(), AT_INTAKE_LIMIT)
+            merge(hits, [party_hit(party, keys[party["name_key"]])])
+    return best(hits.values(), AT_INTAKE_LIMIT)
 
 
 # -- one name ------------------------------------------------------------------------------------
 
 
 def _name_hits(
-    name: Name, exclude: int | None, limit: int
+    name: Name, exclude: int | None, limit: int, budget: _Budget
 ) -> tuple[list[dict[str, Any]], list[str]]:
     keys = _keys(name, SUBSET_WORDS)
     hits: list[dict[str, Any]] = []
@@ -180,63 +246,80 @@ def _name_hits(
     for key, score in keys.items():
         by_score.setdefault(score, []).append(key)
     for score, group in sorted(by_score.items(), reverse=True):
-        rows = _lead_rows(others & Lead.name_key.in_(group), limit, ordered=True)
-        hits += [_lead_hit(row, score, "name", name.text) for row in rows]
-        parties = _party_rows(Party.name_key.in_(group), limit)
-        hits += [_party_hit(row, score, name.text) for row in parties]
+        rows = lead_rows(others & Lead.name_key.in_(group), limit, ordered=True)
+        parties = party_rows(Party.name_key.in_(group), limit)
+        budget.charge(len(rows) + len(parties))
+        hits += [lead_hit(row, score, "name", name.text) for row in rows]
+        hits += [party_hit(row, score, name.text) for row in parties]
     hashed = {keyed_hash(k): score for k, score in keys.items()}
-    for row in _tomb_rows(Lead.erased_name_hash.in_(list(hashed)), limit):
+    for row in tomb_rows(Lead.erased_name_hash.in_(list(hashed)), limit):
         if row["id"] != exclude:
-            hits.append(_erased_hit(row, hashed[row["erased_name_hash"]], "name", name.text))
-    partial, common = _token_hits(name, set(keys), others, limit)
+            hits.append(erased_hit(row, hashed[row["erased_name_hash"]], "name", name.text))
+    partial, common = _token_hits(name, set(keys), exclude, limit, budget)
     return hits + partial, common
 
 
 def _token_hits(
-    name: Name, keys: set[str], others: Any, limit: int
+    name: Name, keys: set[str], exclude: int | None, limit: int, budget: _Budget
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Names that contain the searched words and more, found from the rarer words' tokens."""
+    """Names that contain the searched words and more, found from the rarer words' tokens.
+
+    Each word's postings come with the name key of their lead or party, in one statement, as
+    the driver's plain tuples: a long check reads tens of thousands of them, and peewee's row
+    processing and a second statement per 500 candidates were most of its time. Only the hits
+    are read whole."""
     need = math.ceil(len(name.words) / 2)
     lead_counts: Counter[int] = Counter()
     party_counts: Counter[int] = Counter()
+    lead_keys: dict[int, str] = {}
+    party_keys: dict[int, str] = {}
     common: list[str] = []
     for word in sorted(name.words):
-        postings = NameToken.select(NameToken.lead, NameToken.party).where(NameToken.token == word)
-        # Counted in the database, up to the cap: a common word costs no row in Python.
-        if postings.limit(WORD_CAP + 1).count() > WORD_CAP:
+        rows = postings(word, WORD_CAP)
+        if rows is None:
             common.append(word)
             continue
-        rows: list[tuple[int | None, int | None]] = list(postings.tuples())  # type: ignore[arg-type]
-        for lead, party in rows:
+        budget.charge(len(rows))
+        for lead, party, lead_key, held, erased, party_key in rows:
             if lead is not None:
-                lead_counts[lead] += 1
+                if lead != exclude and not held and erased is None:
+                    lead_counts[lead] += 1
+                    lead_keys[lead] = lead_key
             elif party is not None:
                 party_counts[party] += 1
+                party_keys[party] = party_key
     # A candidate must be able to share half the words, counting every common word as shared.
     reach = len(common)
-    leads = [i for i, c in lead_counts.most_common(CANDIDATES) if c + reach >= need]
-    parties = [i for i, c in party_counts.most_common(CANDIDATES) if c + reach >= need]
-    hits: list[dict[str, Any]] = []
-    for chunk in _chunks(leads):
-        for row in _lead_rows(others & Lead.id.in_(chunk), len(chunk)):
-            score = _score(name.words, row["name_key"])
-            if _is_hit(name, row["name_key"], score) and row["name_key"] not in keys:
-                hits.append(_lead_hit(row, score, "name", name.text))
-    for chunk in _chunks(parties):
-        for row in _party_rows(Party.id.in_(chunk), len(chunk)):
-            score = _score(name.words, row["name_key"])
-            if _is_hit(name, row["name_key"], score) and row["name_key"] not in keys:
-                hits.append(_party_hit(row, score, name.text))
-    return _best(hits, limit), common
+    scores: dict[int, float] = {}
+    for lead_id, count in lead_counts.most_common(CANDIDATES):
+        if count + reach >= need:
+            scores.update(_scored(name, keys, lead_id, lead_keys[lead_id]))
+    budget.charge(len(scores))
+    hits = [lead_hit(row, scores[row["id"]], "name", name.text) for row in whole_leads(scores)]
+    scores = {}
+    for party_id, count in party_counts.most_common(CANDIDATES):
+        if count + reach >= need:
+            scores.update(_scored(name, keys, party_id, party_keys[party_id]))
+    budget.charge(len(scores))
+    for chunk in chunks(list(scores)):
+        for row in party_rows(Party.id.in_(chunk), len(chunk), ordered=False):
+            hits.append(party_hit(row, scores[row["id"]], name.text))
+    return best(hits, limit), common
+
+
+def _scored(name: Name, keys: set[str], row_id: int, key: str) -> dict[int, float]:
+    """{row_id: score} when a name of this key is a partial-match hit, else {}."""
+    score = _score(name.words, key)
+    return {row_id: score} if _is_hit(name, key, score) and key not in keys else {}
 
 
 def _email_hits(ekey: str, exclude: int | None, limit: int) -> list[dict[str, Any]]:
     same = (Lead.email_key == ekey) & (Lead.id != (exclude or 0))
-    hits = [_lead_hit(row, 1.0, "email", ekey) for row in _lead_rows(same, limit, ordered=True)]
+    hits = [lead_hit(row, 1.0, "email", ekey) for row in lead_rows(same, limit, ordered=True)]
     email_hash = keyed_hash(ekey)
-    for row in _tomb_rows(Lead.erased_email_hash == email_hash, limit):
+    for row in tomb_rows(Lead.erased_email_hash == email_hash, limit):
         if row["id"] != exclude:
-            hits.append(_erased_hit(row, 1.0, "email", ekey))
+            hits.append(erased_hit(row, 1.0, "email", ekey))
     return hits
 
 
@@ -275,139 +358,3 @@ def _lead(lead_id: int) -> Lead:
     if lead.erased_at is not None:
         raise InvalidInput([("lead", f"lead {lead_id} is erased: its name and email are gone")])
     return lead
-
-
-_LEAD_COLUMNS = (
-    Lead.id,
-    Lead.reference,
-    Lead.first_name,
-    Lead.last_name,
-    Lead.created_at,
-    Lead.name_key,
-    Lead.email_key,
-    Lead.quarantined,
-    Lead.erased_at,
-)
-_SPARE = 20  # rows read beyond the limit, for the quarantined ones dropped after reading
-
-
-def _lead_rows(
-    where: Any, limit: int, *, ordered: bool = False, tombs: bool = False
-) -> list[dict[str, Any]]:
-    """Live, unquarantined leads (and erased ones when `tombs`) matching `where`, at most
-    `limit`, newest first when `ordered`.
-
-    Quarantine and erasure are checked here rather than in SQL: with them in the WHERE clause,
-    SQLite without statistics walks the (quarantined, id) index newest first — every lead —
-    instead of looking the name up.
-    """
-    columns = (
-        [*_LEAD_COLUMNS, Lead.erased_name_hash, Lead.erased_email_hash] if tombs else _LEAD_COLUMNS
-    )
-    query: Any = Lead.select(*columns).where(where).limit(limit + _SPARE)
-    if ordered:
-        query = query.order_by(Lead.id.desc())
-    return _kept(list(query.dicts()), limit, tombs=tombs)
-
-
-def _kept(rows: list[dict[str, Any]], limit: int, *, tombs: bool = False) -> list[dict[str, Any]]:
-    """The first `limit` rows not quarantined (nor erased, unless `tombs`)."""
-    kept = [r for r in rows if not r["quarantined"] and (tombs or r["erased_at"] is None)]
-    return kept[:limit]
-
-
-def _tomb_rows(where: Any, limit: int) -> list[dict[str, Any]]:
-    """Erased leads matching `where` (a keyed-hash look-up), newest first."""
-    rows = _lead_rows(where & Lead.erased_at.is_null(False), limit, ordered=True, tombs=True)
-    return [row for row in rows if row["erased_at"] is not None]
-
-
-def _party_rows(where: Any, limit: int, *, ordered: bool = True) -> list[dict[str, Any]]:
-    query = Party.select().where(where).limit(limit)
-    if ordered:
-        query = query.order_by(Party.id.desc())
-    return list(query.dicts())  # type: ignore[arg-type]
-
-
-def _hit(
-    source: str,
-    row: dict[str, Any],
-    name: str,
-    score: float,
-    matched: str,
-    query: str | None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A hit: source (lead, party, erased), id, name ("" for erased), role and matter (a
-    party's), reference (a lead's), date (ISO 8601: when the lead came or the party was
-    listed), score (0..1), matched (name or email), and `query` when `check` made it."""
-    hit = {
-        "source": source,
-        "id": row["id"],
-        "name": name,
-        "role": extra.get("role"),
-        "matter": extra.get("matter"),
-        "reference": row.get("reference"),
-        "date": iso(row["created_at"]),
-        "score": score,
-        "matched": matched,
-    }
-    if query is not None:
-        hit["query"] = query
-    return hit
-
-
-def _lead_hit(
-    row: dict[str, Any], score: float, matched: str, query: str | None = None
-) -> dict[str, Any]:
-    return _hit("lead", row, f"{row['first_name']} {row['last_name']}", score, matched, query)
-
-
-def _party_hit(row: dict[str, Any], score: float, query: str | None = None) -> dict[str, Any]:
-    return _hit(
-        "party", row, row["name"], score, "name", query, role=row["role"], matter=row["matter"]
-    )
-
-
-def _erased_hit(
-    row: dict[str, Any], score: float, matched: str, query: str | None = None
-) -> dict[str, Any]:
-    return _hit("erased", row, "", score, matched, query)
-
-
-def _merge(found: dict[tuple[str, int], dict[str, Any]], hits: Iterable[dict[str, Any]]) -> None:
-    """One hit per lead or party: the best score; an email match wins a tie."""
-    for hit in hits:
-        key = (hit["source"], hit["id"])
-        known = found.get(key)
-        if (
-            known is None
-            or hit["score"] > known["score"]
-            or (hit["score"] == known["score"] and hit["matched"] == "email")
-        ):
-            found[key] = hit
-
-
-def _best(hits: Iterable[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Best score first, then newest, at most `limit`."""
-    key = lambda h: (h["score"], h["date"], h["source"], h["id"])  # noqa: E731
-    return sorted(hits, key=key, reverse=True)[:limit]
-
-
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def describe(hit: dict[str, Any]) -> str:
-    """One line for people: `party "Acme Holdings" (adverse, matter M-12) 0.67 by name`."""
-    if hit["source"] == "erased":
-        what = f"an erased lead of {hit['date'][:10]}"
-    elif hit["source"] == "lead":
-        what = f"lead {hit['id']} {hit['reference']} {hit['name']!r} of {hit['date'][:10]}"
-    else:
-        extra = ", ".join(
-            x for x in (hit["role"], hit["matter"] and f"matter {hit['matter']}") if x
-        )
-        what = f"party {hit['name']!r}" + (f" ({extra})" if extra else "")
-    return f"{what}: {hit['matched']} match, score {hit['score']:.2f}"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from leadctl import conflicts, parties
+from leadctl import conflict_hits, conflicts, parties
 from leadctl.errors import InvalidInput, NotFound
 from leadctl.models import Lead, NameToken, email_key
 from leadctl.names import keyed_hash, name_key, words
@@ -115,7 +115,7 @@ def test_an_erased_lead_is_reported_by_date_without_its_data(core: Settings) -> 
     hit = hits[0]
     assert (hit["source"], hit["id"], hit["name"], hit["score"]) == ("erased", gone, "", 1.0)
     assert "zoe" not in str(hit).lower().replace("nunez zoe", "")  # only the query says it
-    assert conflicts.describe(hit).startswith(f"an erased lead of {hit['date'][:10]}")
+    assert conflict_hits.describe(hit).startswith(f"an erased lead of {hit['date'][:10]}")
     # A subset of the name finds it too ("Zoe Maria Nunez" was searched, "Zoe Nunez" erased).
     assert by_source(conflicts.check(["Zoe Maria Nunez"])) == {("erased", ""): 0.667}
     # And a new lead with the same address, through --lead.

@@ -176,10 +176,15 @@ class LocalBackend:
         return stats.compute(since)
 
     def conflicts(self, names: list[str], lead: str | None, limit: int) -> dict[str, Any]:
-        from leadctl import conflicts, leads
+        """As the server checks: every lead, but under LEADS_ATTORNEY_SCOPE=own a hit on a lead
+        the actor may not read says only whose it is, and `lead` must be one they may read."""
+        from leadctl import conflicts, permissions
 
-        lead_id = leads.find(lead, include_quarantined=True).id if lead is not None else None
-        return conflicts.search(names, lead_id=lead_id, limit=limit).as_dict()
+        scope = self.settings.attorney_scope
+        visible_to = permissions.reads_only(self.caller, scope) if scope == "own" else None
+        lead_id = self._readable(lead, include_quarantined=True).id if lead is not None else None
+        report = conflicts.search(names, lead_id=lead_id, limit=limit, visible_to=visible_to)
+        return report.as_dict()
 
     def close(self) -> None:
         pass

@@ -1,0 +1,118 @@
+"""A conflict hit: its format, merging and order, and what a reader held to their own leads
+(`LEADS_ATTORNEY_SCOPE=own`) may see of a hit on a lead that is not theirs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from leadctl.models import Attorney, Lead
+from leadctl.timeutil import iso
+
+
+def hit(
+    source: str,
+    row: dict[str, Any],
+    name: str,
+    score: float,
+    matched: str,
+    query: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A hit: source (lead, party, erased), id, name ("" for erased), role and matter (a
+    party's), reference (a lead's), date (ISO 8601: when the lead came or the party was
+    listed), score (0..1), matched (name or email), and `query` when `check` made it."""
+    found = {
+        "source": source,
+        "id": row["id"],
+        "name": name,
+        "role": extra.get("role"),
+        "matter": extra.get("matter"),
+        "reference": row.get("reference"),
+        "date": iso(row["created_at"]),
+        "score": score,
+        "matched": matched,
+    }
+    if query is not None:
+        found["query"] = query
+    return found
+
+
+def lead_hit(
+    row: dict[str, Any], score: float, matched: str, query: str | None = None
+) -> dict[str, Any]:
+    return hit("lead", row, f"{row['first_name']} {row['last_name']}", score, matched, query)
+
+
+def party_hit(row: dict[str, Any], score: float, query: str | None = None) -> dict[str, Any]:
+    return hit(
+        "party", row, row["name"], score, "name", query, role=row["role"], matter=row["matter"]
+    )
+
+
+def erased_hit(
+    row: dict[str, Any], score: float, matched: str, query: str | None = None
+) -> dict[str, Any]:
+    return hit("erased", row, "", score, matched, query)
+
+
+def merge(found: dict[tuple[str, int], dict[str, Any]], hits: Iterable[dict[str, Any]]) -> None:
+    """One hit per lead or party: the best score; an email match wins a tie."""
+    for new in hits:
+        key = (new["source"], new["id"])
+        known = found.get(key)
+        if (
+            known is None
+            or new["score"] > known["score"]
+            or (new["score"] == known["score"] and new["matched"] == "email")
+        ):
+            found[key] = new
+
+
+def best(hits: Iterable[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Best score first, then newest, at most `limit`."""
+    key = lambda h: (h["score"], h["date"], h["source"], h["id"])  # noqa: E731
+    return sorted(hits, key=key, reverse=True)[:limit]
+
+
+def withhold(hits: list[dict[str, Any]], visible_to: int | None) -> list[dict[str, Any]]:
+    """`hits` as a reader of only attorney `visible_to`'s leads and the inbox's may see them
+    (None: every lead, and the hits are returned as they are).
+
+    The check stays firm-wide, for a conflict hidden is a duty missed, but a hit on another
+    attorney's lead says only whose lead it is, when it came, and its score: its `id`, `name`
+    and `reference` are withheld (None, "", None). Every hit then carries `owner`, the email of
+    the lead's attorney (None for the intake inbox, a party or an erased lead), so the fields
+    are the same on every row of a CSV."""
+    if visible_to is None:
+        return hits
+    ids = [h["id"] for h in hits if h["source"] == "lead"]
+    query = Lead.select(Lead.id, Lead.attorney).where(Lead.id.in_(ids))
+    owners: dict[int, int | None] = dict(query.tuples()) if ids else {}  # type: ignore[arg-type]
+    known = {a for a in owners.values() if a is not None}
+    emails = Attorney.select(Attorney.id, Attorney.email).where(Attorney.id.in_(known))
+    email_of: dict[int, str] = dict(emails.tuples()) if known else {}  # type: ignore[arg-type]
+    shown = []
+    for found in hits:
+        attorney = owners.get(found["id"]) if found["source"] == "lead" else None
+        found = {**found, "owner": email_of.get(attorney) if attorney is not None else None}
+        if attorney is not None and attorney != visible_to:
+            found.update(id=None, name="", reference=None)
+        shown.append(found)
+    return shown
+
+
+def describe(found: dict[str, Any]) -> str:
+    """One line for people: `party "Acme Holdings" (adverse, matter M-12) 0.67 by name`."""
+    if found["source"] == "erased":
+        what = f"an erased lead of {found['date'][:10]}"
+    elif found["source"] == "lead" and found["id"] is None:  # withheld: see `withhold`
+        what = f"a lead of {found['owner']} of {found['date'][:10]}"
+    elif found["source"] == "lead":
+        what = f"lead {found['id']} {found['reference']} {found['name']!r} of {found['date'][:10]}"
+    else:
+        extra = ", ".join(
+            x for x in (found["role"], found["matter"] and f"matter {found['matter']}") if x
+        )
+        what = f"party {found['name']!r}" + (f" ({extra})" if extra else "")
+    return f"{what}: {found['matched']} match, score {found['score']:.2f}"
