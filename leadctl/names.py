@@ -20,6 +20,15 @@ ENTITY_WORDS = frozenset(
 MAX_WORDS = 20  # a name is a few words; a pasted essay must not cost a query per word
 MAX_WORD = 100  # NameToken.token's length
 _WORD = re.compile(r"\w+")
+# Unicode's default-ignorable code points (DerivedCoreProperties.txt): invisible, so a name
+# typed with one inside a word ("Nu\u00adnez", a soft hyphen) must match the name without it.
+# They are dropped for matching only: the joiners are part of some scripts' names and stay in
+# the stored name.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 # The `erasure` secret of each bound database, once read: every conflict check hashes a
 # handful of keys, and a query per hash would cost more than the check itself.
 _secrets: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
@@ -27,7 +36,7 @@ _secrets: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 def words(text: str) -> list[str]:
     """The distinct folded words of a name, in order: `"Ñúñez, Zoë"` → `["nunez", "zoe"]`."""
-    decomposed = unicodedata.normalize("NFKD", text[:2000])
+    decomposed = _IGNORABLE.sub("", unicodedata.normalize("NFKD", text[:2000]))
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     seen: dict[str, None] = {}
     for found in _WORD.findall(plain.replace("_", " ")):

@@ -67,6 +67,18 @@ def hostile(cli_env: dict[str, str], seeded: list[Any]) -> Iterator[Hostile]:
     markup = _add(MARKUP_FIRST, MARKUP_LAST, "markup@example.com", 3100, s)
     bold = _add(BOLD, "Doe", "bold@example.com", 3200, s)
     raw = _add("Eve", "Raw", "raw@example.com", 3300, s)
+    formulas: dict[str, str] = {}
+    for i, first in enumerate(FORMULAS):
+        formulas[first] = f"formula{i}@example.com"
+        _add(first, "Calc", formulas[first], 4000 + i, s)
+    for i, first in enumerate(RAW_FORMULAS):
+        formulas[first] = f"rawformula{i}@example.com"
+        lead = _add("Placeholder", "Calc", formulas[first], 5000 + i, s)
+        Lead.update(first_name=first).where(Lead.id == lead.id).execute()
+    formulas["Sum"] = "=sum+1@example.com"  # a valid address can open a formula too
+    _add("Sum", "Calc", formulas["Sum"], 6000, s)
+    # Eve comes last: no lead is assigned her by round robin, so no notification waits for an
+    # address no mail server takes (the remote CLI's fixture waits for an idle outbox).
     eve = attorneys.add("Eve Evil", "eve@firm.example")[0]
     Attorney.update(name=f"Eve{OSC8}{CLEAR}{RLO}{CSI1}", email=f"eve{CSI1}@firm.example").where(
         Attorney.id == eve.id
@@ -85,16 +97,6 @@ def hostile(cli_env: dict[str, str], seeded: list[Any]) -> Iterator[Hostile]:
         kind="note",
         details={"text": f"called {CLEAR}{RLO}back", f"k{CSI1}": "\x1b[31m"},
     )
-    formulas: dict[str, str] = {}
-    for i, first in enumerate(FORMULAS):
-        formulas[first] = f"formula{i}@example.com"
-        _add(first, "Calc", formulas[first], 4000 + i, s)
-    for i, first in enumerate(RAW_FORMULAS):
-        formulas[first] = f"rawformula{i}@example.com"
-        lead = _add("Placeholder", "Calc", formulas[first], 5000 + i, s)
-        Lead.update(first_name=first).where(Lead.id == lead.id).execute()
-    formulas["Sum"] = "=sum+1@example.com"  # a valid address can open a formula too
-    _add("Sum", "Calc", formulas["Sum"], 6000, s)
     database.obj.close()
     yield Hostile(markup.id, bold.id, raw.id, formulas)
 
@@ -386,6 +388,10 @@ def test_names_that_real_scripts_write_with_joiners_are_accepted(api: Any, name:
 
 UNSAFE = {*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"}
 UNSAFE |= {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# The invisible characters no name needs (leadctl.text): soft hyphen, zero width space, word
+# joiner and invisible operators, BOM, tag characters.
+UNSAFE |= {"\u00ad", "\u200b", "\ufeff", *map(chr, range(0x2060, 0x2065))}
+UNSAFE |= set(map(chr, range(0xE0000, 0xE0080)))
 
 
 @given(st.text())
@@ -398,7 +404,15 @@ def test_visible_leaves_nothing_a_terminal_would_act_on(text: str) -> None:
 
 
 def test_visible_keeps_joiners_and_marks_and_escapes_the_rest() -> None:
-    assert visible("a\u200db\u200cc\u200ed") == "a\u200db\u200cc\u200ed"
+    # Joiners stay between the letters of scripts that need them; beside ASCII they join
+    # nothing and hide a word break ("Nu\u200dnez"): shown escaped, as the other invisibles.
+    assert visible("क्\u200dष می\u200cخواهم 👩\u200d💻 c\u200ed") == (
+        "क्\u200dष می\u200cخواهم 👩\u200d💻 c\u200ed"
+    )
+    assert visible("a\u200db\u200cc") == "a\\u200db\\u200cc"
+    assert visible("Nu\u00adnez\u200b\u2060\ufeff\U000e0041") == (
+        "Nu\\xadnez\\u200b\\u2060\\ufeff\\U000e0041"
+    )
     assert visible("\x1b[2J\x9b\x7f\u202e\u2066\r\n\t\x00") == (
         "\\x1b[2J\\x9b\\x7f\\u202e\\u2066\\r\\n\\t\\x00"
     )
