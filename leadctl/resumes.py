@@ -44,6 +44,9 @@ TYPE_LABELS = {
 }
 ACCEPTED_TYPES = "PDF, Word (DOCX or DOC), OpenDocument text, RTF or plain text"
 MIN_BYTES = 16  # no real document is smaller; a 1-byte "resume" is refused as too small
+# A kept file name's bytes in UTF-8: well under the 255 of a Linux file name, leaving room for
+# what a writer puts before it (`person export` writes `ID-name`).
+MAX_FILENAME_BYTES = 150
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _WORD_STREAM = "WordDocument".encode("utf-16-le")
@@ -244,7 +247,8 @@ def _is_plain_text(data: bytes) -> bool:
 
 
 def safe_filename(name: str | None, content_type: str) -> str:
-    """A display- and disk-safe base name: no path, no control or shell-special characters."""
+    """A display- and disk-safe base name: no path, no control or shell-special characters, at
+    most 100 characters and `MAX_FILENAME_BYTES` bytes of UTF-8 with its extension."""
     base = re.split(r"[\\/]", unicodedata.normalize("NFC", name or ""))[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
     base = _UNSAFE_NAME_CHARS.sub("_", base).strip(" ._")
@@ -254,7 +258,22 @@ def safe_filename(name: str | None, content_type: str) -> str:
     if content_type not in _NAMED_AS.get(ext.lower(), ()):
         stem, ext = base, EXTENSIONS[content_type]
     stem = stem[:100].strip(" ._") or "resume"
-    return f"{stem}.{ext.lower()}"
+    return fit_filename(f"{stem}.{ext.lower()}")
+
+
+def fit_filename(name: str, max_bytes: int = MAX_FILENAME_BYTES) -> str:
+    """`name` cut to at most `max_bytes` bytes of UTF-8 on a character boundary, its extension
+    (up to 16 characters) kept: Linux refuses a name of over 255 bytes, and a hundred
+    characters can be 400. For a stored name too, before a file is written under it."""
+    if len(name.encode()) <= max_bytes:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    tail = f".{ext}" if dot and stem and len(ext) <= 16 else ""
+    if not tail:
+        stem = name
+    room = max_bytes - len(tail.encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" ._") or "resume"
+    return stem + tail
 
 
 def too_large(max_bytes: int) -> ResumeTooLarge:

@@ -221,3 +221,24 @@ def test_the_size_limit_as_people_read_it(max_bytes: int, shown: str) -> None:
     assert resumes.size_limit_text(max_bytes) == shown
     with pytest.raises(ResumeTooLarge, match=f"larger than {shown} "):
         resumes.check_resume("cv.pdf", b"%PDF-" + b"x" * max_bytes, max_bytes)
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("𝐀" * 100 + ".pdf", "𝐀" * 36 + ".pdf"),  # 4 bytes each: 144 + 4
+        ("é" * 100 + ".pdf", "é" * 73 + ".pdf"),  # 2 bytes each: 146 + 4
+        ("a" * 100 + ".pdf", "a" * 100 + ".pdf"),  # 104 bytes: as it was
+    ],
+)
+def test_file_names_are_bounded_in_bytes_on_a_character_boundary(name: str, kept: str) -> None:
+    """Linux refuses a file name of over 255 bytes: a kept name has at most 150, its type's
+    extension kept, cut between characters."""
+    assert resumes.safe_filename(name, "application/pdf") == kept
+    assert len(kept.encode()) <= resumes.MAX_FILENAME_BYTES
+
+
+def test_a_stored_name_is_fitted_before_a_file_is_written_under_it() -> None:
+    assert resumes.fit_filename("cv.pdf") == "cv.pdf"
+    assert resumes.fit_filename("𝐀" * 300) == "𝐀" * 37
+    assert resumes.fit_filename("𝐀" * 100 + "." + "x" * 40).endswith("𝐀")  # no such extension
