@@ -28,6 +28,7 @@ MAX_RESUME_URL = 2048
 # character can end an HTML attribute, a Markdown link or a terminal line early.
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")  # `urlsplit` has lowercased the host
 
 
 @dataclass(frozen=True)
@@ -124,16 +125,29 @@ def check_resume_url(value: str) -> str:
         raise ValueError("resume_url must start with https://")
     if parts.username is not None or parts.password is not None:
         raise ValueError("resume_url must not contain a user name or password")
+    if "[" in parts.netloc:
+        raise ValueError(
+            "resume_url must name a public host (a name such as example.com), not an address "
+            "in brackets"
+        )
     if not _public_host_name(host):
         raise ValueError("resume_url must name a public host (a name such as example.com)")
     return text
 
 
 def _public_host_name(host: str) -> bool:
+    """A DNS name of two labels or more that no browser reads as an IPv4 address: browsers
+    (WHATWG URL) parse any host whose last label is a number — decimal, `0x` hex or octal —
+    as IPv4, so `0x7f.0x0.0x0.0x1` and `127.0.0.0x1` are 127.0.0.1, and no top-level domain
+    is a number."""
     try:
         ipaddress.ip_address(host)
         return False
     except ValueError:
         pass
     labels = host.rstrip(".").split(".")
-    return len(labels) >= 2 and not labels[-1].isdigit() and all(map(_HOST_LABEL.fullmatch, labels))
+    return (
+        len(labels) >= 2
+        and not _NUMERIC_LABEL.fullmatch(labels[-1])
+        and all(map(_HOST_LABEL.fullmatch, labels))
+    )
