@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leadctl import __version__
+from leadctl.chat_text import slack_text
 from leadctl.models import Lead, OutboxMessage
 from leadctl.settings import Settings
 from leadctl.text import visible
@@ -168,39 +169,6 @@ def body(payload: dict[str, Any], fmt: str) -> bytes:
     if fmt == "slack":
         return _dumps({"text": slack_text(payload)}).encode()
     return _dumps(payload).encode()
-
-
-def slack_escape(text: Any) -> str:
-    """Outside text as Slack shows it literally: `&`, `<` and `>` escaped as Slack documents
-    (so `<!channel>` or `<https://evil|click>` is no mention and no link), control characters
-    visible."""
-    return visible(str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_text(payload: dict[str, Any]) -> str:
-    e = slack_escape
-    lead, data = payload["lead"], payload.get("data") or {}
-    what = f"Lead {e(lead['reference'])} (#{int(lead['id'])})"
-    actor = e(payload.get("actor") or "someone")
-    kind = payload["type"]
-    if kind == "lead.created":
-        who = data.get("prospect")
-        name = f": {e(who['first_name'])} {e(who['last_name'])}" if who else ""
-        to = data.get("attorney")
-        where = f", assigned to {e(to)}" if to else ", in the intake inbox"
-        return f"New lead {e(lead['reference'])} (#{int(lead['id'])}){name}{where}."
-    if kind == "lead.reached_out":
-        return f"{what} was reached out by {actor}."
-    if kind == "lead.reopened":
-        return f"{what} was reopened by {actor}."
-    if kind == "lead.assigned":
-        reason = f" ({e(data['reason'])})" if data.get("reason") else ""
-        return f"{what} was assigned to {e(data.get('attorney'))} by {actor}{reason}."
-    if kind == "lead.erased":
-        return f"{what} was erased by {actor}."
-    if kind == "lead.purged":
-        return f"{what} was erased under the retention policy."
-    return f"{what}: {e(kind)}."
 
 
 def signature(data: bytes, secret: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from leadctl import attorneys, erasure, events, outbox, submissions, webhooks
+from leadctl import attorneys, chat_text, erasure, events, outbox, submissions, webhooks
 from leadctl.leads import add_note, assign, change_state
 from leadctl.models import OutboxMessage
 from leadctl.resumes import check_resume
@@ -172,21 +172,35 @@ def test_slack_format_escapes_mentions_and_links(hooked: Settings, receiver: Rec
     assert _drain(s) == (2, 0)
     created, reached = (r.json() for r in receiver.received)
     assert set(created) == {"text"}
-    text = created["text"]
-    assert "<!channel>" not in text and "<https://" not in text
-    assert "&lt;!channel&gt;" in text
-    assert "&lt;https://evil.example|click&gt; &amp;amp;" in text
-    assert "<" not in text and ">" not in text
-    assert "assigned to bob@firm.example" in text
+    assert created["text"] == (
+        f"New lead {lead.reference} (#{lead.id}): `&lt;!channel&gt;` "
+        "`&lt;https://evil.example|click&gt; &amp;amp;`, assigned to `bob@firm.example`."
+    )
     assert (
         reached["text"]
-        == f"Lead {lead.reference} (#{lead.id}) was reached out by bob@firm.example."
+        == f"Lead {lead.reference} (#{lead.id}) was reached out by `bob@firm.example`."
     )
     assert all(r.signed_with(SECRET) for r in receiver.received)
 
 
+def test_slack_format_sets_outside_text_in_inline_code(
+    hooked: Settings, receiver: Receiver
+) -> None:
+    """A bare link (Slack links it), `*bold*` and `_italic_` (mrkdwn), a Markdown link (Teams)
+    and a backtick that would end the code early: each shown as typed, inert."""
+    s = hooked.replace(webhook_format="slack")
+    lead = _lead(s, "https://evil.example/login", "*URGENT* [click](https://evil) _x_ `y`")
+    assert _drain(s) == (1, 0)
+    assert receiver.received[0].json()["text"] == (
+        f"New lead {lead.reference} (#{lead.id}): `https://evil.example/login` "
+        "`*URGENT* [click](https://evil) _x_ \u02cby\u02cb`, assigned to `bob@firm.example`."
+    )
+
+
 def test_slack_escape_makes_control_characters_visible() -> None:
-    assert webhooks.slack_escape("a\x1b[31mb\u202ec") == "a\\x1b[31mb\\u202ec"
+    assert chat_text.slack_escape("a\x1b[31mb\u202ec") == "a\\x1b[31mb\\u202ec"
+    assert chat_text.inert("a\u00adb`") == "`a\\xadb\u02cb`"
+    assert chat_text.inert("  ") == "(blank)"
 
 
 def test_a_receiver_that_hangs_is_cut_off(
