@@ -389,3 +389,22 @@ def test_an_erased_lead_leaves_the_queues_but_not_the_figures(
     batch = lead_cli("list", "--overdue", "24h", "--ndjson").stdout
     done = lead_cli("reach-out", "-", "--dry-run", "--json", input=batch)
     assert done.code == 0, done.stderr
+
+
+def test_a_long_name_stored_before_names_were_capped_still_saves(
+    lead_cli: Any, seeded: list[Any], tmp_path: Path
+) -> None:
+    from leadctl.models import Resume, database
+
+    long_name = "𝐀" * 100 + ".pdf"  # 404 bytes: over Linux's 255 for one file name
+    try:
+        Resume.update(filename=long_name).where(Resume.lead == seeded[0].id).execute()
+    finally:
+        database.obj.close()
+    saved = lead_cli("open", str(seeded[0].id), "--save", f"{tmp_path}/dl/")
+    assert saved.code == 0, saved.stderr
+    (written,) = (tmp_path / "dl").iterdir()
+    assert written.name.endswith(".pdf") and len(written.name.encode()) <= 150
+    assert written.read_bytes() == samples.pdf(3000)
+    printed = lead_cli("open", str(seeded[0].id), "--print-path")
+    assert printed.code == 0 and Path(printed.stdout.strip()).read_bytes() == samples.pdf(3000)

@@ -13,13 +13,14 @@ from typing import IO, BinaryIO
 
 from leadctl.errors import LeadctlError
 from leadctl.private import private_folder
+from leadctl.resumes import fit_filename
 
 VIEWER_WAIT = 5.0  # seconds xdg-open is given to say it found no viewer
 
 
 def private_copy(filename: str, data: bytes) -> Path:
     """A private copy for the viewer: 0600 in a fresh 0700 directory, unreadable to others."""
-    path = Path(tempfile.mkdtemp(prefix="leadctl-")) / filename
+    path = Path(tempfile.mkdtemp(prefix="leadctl-")) / fit_filename(filename)
     write_private(path, data)
     return path
 
@@ -30,7 +31,8 @@ def save_path(save: str, filename: str) -> Path:
     target = Path(save)
     if save.endswith(("/", os.sep)) or target.is_dir():
         try:
-            return private_folder(target) / filename
+            # A name stored before names were capped may be longer than a file name can be.
+            return private_folder(target) / fit_filename(filename)
         except OSError as exc:
             raise LeadctlError(f"cannot make the folder {target}: {exc.strerror}") from None
     if not target.parent.is_dir():
