@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from leadctl import rendering
 from leadctl.resumes import ACCEPT_HINT, ACCEPTED_TYPES, size_limit_text
-from leadctl.validation import check_consent
+from leadctl.validation import EMAIL_MAX, NAME_MAX, check_consent
 
 if TYPE_CHECKING:
     from leadctl.settings import Settings
@@ -20,6 +20,8 @@ STYLESHEET = "pages/form.css"
 # The form's fields in page order: an error on any other field is shown at the top of the form.
 FIELDS = ("first_name", "last_name", "email", "resume", "consent")
 TEXT_FIELDS = ("first_name", "last_name", "email")
+# The browser stops typing where the server would refuse (leadctl.validation).
+MAX_LENGTHS = {"first_name": NAME_MAX, "last_name": NAME_MAX, "email": EMAIL_MAX}
 
 
 def form(
@@ -46,6 +48,7 @@ def form(
         **rendering.base_context(settings),
         "token": token,
         "values": {field: values.get(field, "") for field in TEXT_FIELDS},
+        "max_lengths": MAX_LENGTHS,
         "errors": shown,
         "error_fields": in_error,
         "first_error": in_error[0] if in_error else None,

@@ -14,6 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from leadctl.errors import InvalidInput
 
 NAME_MAX = 100
+EMAIL_MAX = 320  # RFC 3696's limit for an address
 _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn", "Zl", "Zp"}
 # Embeddings, overrides and isolates reorder what a reader sees (Trojan Source); no name needs
 # them. The marks (U+200E, U+200F, U+061C) and the joiners (U+200C, U+200D) stay: right-to-left
@@ -63,8 +64,8 @@ def normalize_email(value: str | None) -> str:
     text = (value or "").strip()
     if not text:
         raise ValueError("email is required")
-    if len(text) > 320:
-        raise ValueError("email is longer than 320 characters")
+    if len(text) > EMAIL_MAX:
+        raise ValueError(f"email is longer than {EMAIL_MAX} characters")
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:

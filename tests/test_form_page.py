@@ -85,6 +85,16 @@ def test_the_form_states_the_size_limit_and_the_accepted_types(settings: Setting
     )
 
 
+def test_each_text_field_stops_where_the_server_would_refuse(client: TestClient) -> None:  # type: ignore[type-arg]
+    page = client.get("/").text
+    lengths = dict(
+        re.findall(
+            r'<input id="(\w+)" name="\w+" type="\w+" autocomplete="[\w-]+" maxlength="(\d+)"', page
+        )
+    )
+    assert lengths == {"first_name": "100", "last_name": "100", "email": "320"}
+
+
 @pytest.mark.parametrize("size", [60_000, 400_000], ids=["over the limit", "announced too big"])
 def test_a_413_page_keeps_the_values_typed(settings: Settings, size: int) -> None:
     """The fields come before the file: a resume over the limit (whether its Content-Length
