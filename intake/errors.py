@@ -34,7 +34,8 @@ class ErrorBody:
 
     Codes: invalid_input, resume_too_large, unsupported_resume, not_found, invalid_transition,
     conflict, auth_required, forbidden, storage_unavailable, and for answers the core did not
-    give, bad_request, method_not_allowed, timeout, too_large, rate_limited, internal_error.
+    give, bad_request, method_not_allowed, timeout, too_large, unsupported_media_type (a body
+    that is not multipart/form-data), rate_limited, internal_error.
     """
 
     code: str
@@ -50,7 +51,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     408: "timeout",
     413: "too_large",
-    415: core.UnsupportedResume.code,
+    415: "unsupported_media_type",  # the body's own type; a resume's is UnsupportedResume's
     422: core.InvalidInput.code,
     429: "rate_limited",
     431: "headers_too_large",

@@ -102,6 +102,7 @@ def test_unaccepted_resume_content_answers_415(
 ) -> None:  # type: ignore[type-arg]
     response = submit(client, resume=data, filename=filename, content_type=declared)
     assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_resume"
     assert _fields(response) == ["resume"]
     assert _nothing_stored()
 
@@ -177,6 +178,9 @@ def test_malformed_requests_are_4xx_never_500(
     response = client.post("/api/v1/leads", content=content, headers={"Content-Type": content_type})
     assert response.status_code == status, response.text
     assert response.json()["errors"][0]["message"]
+    # The body's own type is not the resume's: a client branching on the code learns which.
+    code = {400: "bad_request", 415: "unsupported_media_type"}[status]
+    assert response.json()["code"] == code
     assert _nothing_stored()
 
 
