@@ -1,9 +1,10 @@
-"""The submission fast path's hand-written SQL: the only statements in leadctl not built by peewee.
+"""The hot paths' hand-written SQL: the only statements in leadctl not built by peewee.
 
 A submission makes a dozen statements on the one writer, inside the write lock, where peewee's
-statement building bounded intake throughput (bench/RESULTS.md, "Intake throughput"). Here each
-statement is written once (or, for an INSERT, built from the model once per shape) and run
-with plain parameters. Everything else goes through peewee.
+statement building bounded intake throughput (bench/RESULTS.md, "Intake throughput"); the
+delivery process claims and records every batch under the same lock. Here each statement is
+written once (or, for an INSERT, built from the model once per shape) and run with plain
+parameters. Everything else goes through peewee.
 """
 
 from __future__ import annotations
@@ -370,3 +371,64 @@ def parties_by_name_keys(keys: Sequence[str], limit: int) -> list[dict[str, Any]
     """Parties whose name key is one of `keys`."""
     where = f'"t1"."name_key" IN ({_marks(len(keys))})'
     return _rows(_selected("party", _INTAKE_PARTY, where), [*keys, limit], _INTAKE_PARTY)
+
+
+# ---------------------------------------------------------------------------------------------
+# The outbox's leases (leadctl.outbox_claim): one statement to claim a batch, one to record it.
+
+# What a claim may start from (states.MESSAGE_TRANSITIONS), and when: a pending message once
+# its attempt is due, a sending one once its lease has lapsed. Parameters: status, now, status,
+# now.
+_DUE = "((status = ? AND next_attempt_at <= ?) OR (status = ? AND lease_until < ?))"
+
+
+def claim_messages(
+    due: tuple[str, str],
+    to: str,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    *,
+    lane: str,
+    webhooks: bool,
+) -> list[tuple[Any, ...]]:
+    """Move up to `limit` due messages (`due`: the pending and the sending status) to status
+    `to` under a lease until `until`, oldest due first: emails, or with `webhooks` those of
+    purpose `lane`. Returns their rows, all columns in the model's order, as stored."""
+    at = OutboxMessage.next_attempt_at.db_value(now)
+    when = (due[0], at, due[1], at)
+    params = (to, OutboxMessage.lease_until.db_value(until), *when, lane, limit, *when)
+    postgres = not isinstance(database.obj, SqliteDatabase)
+    rows: list[tuple[Any, ...]] = run_sql(_claim_sql(webhooks, postgres), params).fetchall()
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_sql(webhooks: bool, postgres: bool) -> str:
+    columns = ", ".join(f'"{f.column_name}"' for f in OutboxMessage._meta.sorted_fields)
+    lane = "purpose = ?" if webhooks else "purpose != ?"
+    chosen = (
+        f"SELECT id FROM outbox_message WHERE {_DUE} AND {lane} "  # noqa: S608 - constants
+        "ORDER BY next_attempt_at, id LIMIT ?"
+    )
+    if postgres:
+        # ARRAY(...) runs the subquery once: as `id IN (...)` PostgreSQL may run it again
+        # (a semi-join), each run locking and adding other rows, past the LIMIT.
+        chosen = f"id = ANY(ARRAY({chosen} FOR UPDATE SKIP LOCKED))"
+    else:
+        chosen = f"id IN ({chosen})"
+    # Constants and the model's own column names only; every value is a parameter. The due
+    # condition again: the claim succeeds only for what is still due.
+    return (
+        "UPDATE outbox_message SET status = ?, lease_until = ?, attempts = attempts + 1 "  # noqa: S608
+        f"WHERE {chosen} AND {_DUE} RETURNING {columns}"
+    )
+
+
+def mark_messages(status: str, sent_at: datetime, ids: Sequence[int]) -> None:
+    """Record messages `ids` as delivered (`status`) at `sent_at`, their leases ended."""
+    run_sql(
+        "UPDATE outbox_message SET status = ?, sent_at = ?, lease_until = NULL, "  # noqa: S608
+        f"last_error = NULL WHERE id IN ({_marks(len(ids))})",
+        (status, OutboxMessage.sent_at.db_value(sent_at), *ids),
+    )

@@ -2,19 +2,16 @@
 handed back). Every change of a message's status while a worker holds it is made here.
 
 The claim and the record of deliveries run for every batch a delivery process sends, on the
-one SQLite write lock the intake server also needs: each is written here as plain SQL (one
-statement for the claim), not built by peewee per call (bench/RESULTS.md, session 5).
+one SQLite write lock the intake server also needs: each is one hand-written statement in
+leadctl.fastpath, not built by peewee per call (bench/RESULTS.md, session 5).
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from leadctl import events
-from leadctl.db import is_sqlite
-from leadctl.fastpath import run_sql
+from leadctl import events, fastpath
 from leadctl.models import Event, OutboxMessage
 from leadctl.settings import Settings
 from leadctl.states import MessageAction, MessageStatus, message_move
@@ -38,36 +35,6 @@ def lease_for(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.smtp_timeout + 5)
 
 
-# What CLAIM may start from (see states.MESSAGE_TRANSITIONS), and when: a pending message once
-# its attempt is due, a sending one once its lease has lapsed. Parameters: status, now, status,
-# now.
-_DUE = "((status = ? AND next_attempt_at <= ?) OR (status = ? AND lease_until < ?))"
-
-
-@functools.lru_cache(maxsize=8)
-def _claim_sql(webhooks: bool, postgres: bool) -> str:
-    fields = OutboxMessage._meta.sorted_fields
-    columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    lane = "purpose = ?" if webhooks else "purpose != ?"
-    chosen = (
-        f"SELECT id FROM outbox_message WHERE {_DUE} AND {lane} "  # noqa: S608 - constants
-        "ORDER BY next_attempt_at, id LIMIT ?"
-    )
-    if postgres:
-        # ARRAY(...) runs the subquery once: as `id IN (...)` PostgreSQL may run it again
-        # (a semi-join), each run locking and adding other rows, past the LIMIT.
-        chosen = f"id = ANY(ARRAY({chosen} FOR UPDATE SKIP LOCKED))"
-    else:
-        chosen = f"id IN ({chosen})"
-    # Constants and the model's own column names only; every value is a parameter.
-    return (
-        "UPDATE outbox_message SET status = ?, lease_until = ?, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE {chosen} "
-        # The due condition again: the claim succeeds only for what is still due.
-        f"AND {_DUE} RETURNING {columns}"
-    )
-
-
 def _message(row: tuple[Any, ...]) -> OutboxMessage:
     """An OutboxMessage from a row of all its columns, in the model's order, as stored."""
     fields = OutboxMessage._meta.sorted_fields
@@ -87,15 +54,19 @@ def claim(
     comes due again when its lease runs out (at least once).
     """
     now = now or utcnow()
-    at = OutboxMessage.next_attempt_at.db_value(now)
-    until = OutboxMessage.lease_until.db_value(now + lease)
     sources, sending = message_move(MessageAction.CLAIM)
     pending = MessageStatus.PENDING.value
-    assert sorted((pending, MessageStatus.SENDING.value)) == sources  # what _DUE spells out
-    due = (pending, at, MessageStatus.SENDING.value, at)
-    params = (sending, until, *due, WEBHOOK, limit, *due)
+    assert sorted((pending, MessageStatus.SENDING.value)) == sources  # what the SQL spells out
     with write_transaction():
-        rows = run_sql(_claim_sql(webhooks, not is_sqlite()), params).fetchall()
+        rows = fastpath.claim_messages(
+            (pending, MessageStatus.SENDING.value),
+            sending,
+            now,
+            now + lease,
+            limit,
+            lane=WEBHOOK,
+            webhooks=webhooks,
+        )
     return sorted((_message(row) for row in rows), key=lambda m: m.id)
 
 
@@ -110,13 +81,8 @@ def mark_sent(messages: list[OutboxMessage], now: datetime | None = None) -> Non
         return
     now = now or utcnow()
     _, sent = message_move(MessageAction.DELIVER)
-    marks = ", ".join("?" * len(messages))
     with write_transaction():
-        run_sql(
-            "UPDATE outbox_message SET status = ?, sent_at = ?, lease_until = NULL, "  # noqa: S608
-            f"last_error = NULL WHERE id IN ({marks})",
-            (sent, OutboxMessage.sent_at.db_value(now), *(m.id for m in messages)),
-        )
+        fastpath.mark_messages(sent, now, [m.id for m in messages])
         events.record(
             *(
                 Event.row(
