@@ -23,7 +23,7 @@ from peewee import (
     Value,
 )
 
-from leadctl import events
+from leadctl import events, mentions
 from leadctl.errors import NotFound, StorageUnavailable
 from leadctl.models import (
     Event,
@@ -183,8 +183,9 @@ def erase_ids(
 
     Gone: names, address (and its compared forms), the resume (bytes and link), the name words,
     idempotency keys, the subjects and bodies of the lead's emails (unsent ones are cancelled),
-    its name and address in the quarantine digests that list it, and every value in its events'
-    details that is not the firm's own (`leadctl.redaction`). Kept: id,
+    its name and address in the quarantine digests that list it and in the conflict hits and
+    notifications of later leads whose intake check named it (`leadctl.mentions`), and every
+    value in its events' details that is not the firm's own (`leadctl.redaction`). Kept: id,
     reference, dates, state, attorney, consent, and keyed hashes of the name and address key.
     An `erased` (or `purged`) event records `actor` and `reason`. An erased lead is left as it
     is; a lead with an email being sent this moment is refused (try again once it is sent).
@@ -199,7 +200,9 @@ def erase_ids(
         erased: list[Lead] = []
         for chunk in chunks(list(lead_ids)):
             erased += _erase_chunk(chunk, actor, reason, kind, now, result)
-        # Once, after every lead is locked: the digests are locked last, in one order.
+        # Once, after every lead is locked: the later leads that named them, then the digests,
+        # each locked in one order.
+        mentions.redact(erased)
         redact_digests(erased)
     if result.changed and merge_search:
         forget_erased_text()

@@ -11,6 +11,7 @@ from peewee import (
     BlobField,
     BooleanField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     DateTimeField,
     FloatField,
@@ -238,6 +239,19 @@ class Event(BaseModel):
         return {"lead": lead_id, "at": at, "actor": actor, "kind": kind, "details": details}
 
 
+class ConflictMention(BaseModel):
+    """A conflict hit on an earlier lead (`named`) in a later lead's intake check (`lead`): the
+    link erasure follows from a person's lead to the later leads' records that name them. Written
+    only when the check found a lead, beside the `conflicts_found` event; dropped once followed."""
+
+    named = ForeignKeyField(Lead, backref="+", on_delete="CASCADE")
+    lead = ForeignKeyField(Lead, backref="+", on_delete="CASCADE")
+
+    class Meta:
+        primary_key = CompositeKey("named", "lead")  # erasure looks up by `named`
+        indexes = ((("lead",), False),)  # a deleted (or erased) later lead's links
+
+
 class OutboxMessage(BaseModel):
     id = AutoField()
     lead = ForeignKeyField(Lead, null=True, backref="messages", on_delete="CASCADE")
@@ -312,5 +326,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     RateLimitHit,
     Party,
     NameToken,
+    ConflictMention,
     SchemaVersion,
 ]

@@ -1,6 +1,7 @@
 """What erasure leaves of a lead's trail: its events' details cut down to the firm's own words,
 its emails emptied (unsent ones cancelled), and its name and address taken out of the quarantine
-digests that list it. Called by `leadctl.erasure`, inside the erasure's transaction."""
+digests that list it (`rewrite_messages`, which `leadctl.mentions` uses for later leads'
+notifications too). Called by `leadctl.erasure`, inside the erasure's transaction."""
 
 from __future__ import annotations
 
@@ -165,14 +166,24 @@ def redact_digests(leads: Sequence[Lead]) -> int:
             # a `listed` are looked for in the text all the same.
             if isinstance(digest, str) and digest and (details or {}).get("listed") is not False:
                 links.setdefault(digest, []).append(lead_id)
-    found: dict[int, str] = {}
+    found: dict[int, list[str]] = {}
     for message_ids in chunks(sorted(links)):
         query = OutboxMessage.select(OutboxMessage.id, OutboxMessage.message_id).where(
             OutboxMessage.message_id.in_(message_ids) & (OutboxMessage.purpose == DIGEST)
         )
-        found.update((row.id, row.message_id) for row in query)
+        found.update(
+            (row.id, forms(v for i in links[row.message_id] for v in template_values(by_id[i])))
+            for row in query
+        )
+    return rewrite_messages(found)
+
+
+def rewrite_messages(targets: dict[int, list[str]]) -> int:
+    """Outbox rows (id → the forms to take out, from `forms`) with each whole form in their
+    subject, text and HTML replaced by ERASED; how many changed. The rows are locked in id order
+    before they are read: two erasures never deadlock, nor write each other's names back."""
     changed = 0
-    for row_ids in chunks(sorted(found)):  # locked in id order: two erasures never deadlock
+    for row_ids in chunks(sorted(i for i, f in targets.items() if f)):
         rows = locked(
             OutboxMessage.select(
                 OutboxMessage.id,
@@ -184,11 +195,11 @@ def redact_digests(leads: Sequence[Lead]) -> int:
             .order_by(OutboxMessage.id)
         )
         for row in rows:
-            forms = _forms(by_id[i] for i in links[found[row.id]])
+            taken = targets[row.id]
             new = {
-                "subject": _without(row.subject, forms),
-                "body_text": _without(row.body_text, forms),
-                "body_html": _without(row.body_html, forms),
+                "subject": _without(row.subject, taken),
+                "body_text": _without(row.body_text, taken),
+                "body_html": _without(row.body_html, taken),
             }
             if new != {"subject": row.subject, "body_text": row.body_text,
                        "body_html": row.body_html}:  # fmt: skip
@@ -197,16 +208,20 @@ def redact_digests(leads: Sequence[Lead]) -> int:
     return changed
 
 
-def _forms(leads: Iterable[Lead]) -> list[str]:
-    """Every way a digest template can have printed the leads' names and addresses: as they are,
-    through the `visible` filter, autoescaped in HTML, with white space collapsed (a subject).
-    The template gets `full_name` and `email`, nothing else of the person. Longest first."""
-    forms: set[str] = set()
-    for lead in leads:
-        for value in (f"{lead.first_name} {lead.last_name}".strip(), lead.email or ""):
-            for shown in {value, visible(value)}:
-                forms.update({shown, " ".join(shown.split()), str(escape(shown))})
-    return sorted((f for f in forms if f.strip()), key=len, reverse=True)
+def template_values(lead: Lead) -> tuple[str, str]:
+    """What a template gets of a person: `full_name` and `email`."""
+    return f"{lead.first_name or ''} {lead.last_name or ''}".strip(), lead.email or ""
+
+
+def forms(values: Iterable[str]) -> list[str]:
+    """Every way a template can have printed these values (a person's name, address): as they
+    are, through the `visible` filter, autoescaped in HTML, with white space collapsed (a
+    subject). Longest first."""
+    found: set[str] = set()
+    for value in values:
+        for shown in {value, visible(value)}:
+            found.update({shown, " ".join(shown.split()), str(escape(shown))})
+    return sorted((f for f in found if f.strip()), key=len, reverse=True)
 
 
 def _without(text: str | None, forms: list[str]) -> str:

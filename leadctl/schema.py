@@ -166,6 +166,18 @@ def _fill_compared_forms(batch: int = 1000) -> None:
         last = rows[-1].id
 
 
+def _v7_conflict_mentions(db: Database) -> None:
+    """The link from a lead to the later leads whose intake check named it, so that erasing it
+    reaches their records; made for the hits recorded before it existed, and followed at once
+    for the leads already erased (leadctl.mentions.backfill)."""
+    from leadctl.mentions import backfill
+    from leadctl.models import ConflictMention
+
+    db.create_tables([ConflictMention])
+    made = backfill()
+    log.info("schema 7: %d conflict hits on earlier leads linked", made)
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _v2_quarantine_idempotency,
@@ -173,6 +185,7 @@ MIGRATIONS: dict[int, Callable[[Database], None]] = {
     4: _v4_confirmation_mailbox,
     5: _v5_rate_limit_hits,
     6: _v6_duties_and_day,
+    7: _v7_conflict_mentions,
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -235,6 +235,9 @@ def _notify(
     if hits is None:
         hits = check_conflicts(lead.first_name, lead.last_name, lead.email, lead.id)
     if hits:
+        from leadctl import mentions  # only when something was found: the common case pays nothing
+
+        hits = mentions.record(lead.id, hits)  # the link erasure of a lead named here follows
         history.append(Event.row(lead.id, now, "system", "conflicts_found", {"hits": hits}))
     rows = []
     mailbox = mailbox_key(lead.email)
@@ -356,16 +359,29 @@ def _resume_facts(lead: Lead) -> ResumeFacts:
 
 
 def purge_quarantine(older_than: timedelta = QUARANTINE_KEPT, *, dry_run: bool = False) -> int:
-    """Delete quarantined leads (with resumes and history) older than `older_than`."""
+    """Delete quarantined leads (with resumes and history) older than `older_than`, after
+    taking their names and addresses out of the quarantine digests that listed them."""
+    from leadctl.redaction import chunks, locked, redact_digests
+
     cutoff = utcnow() - older_than
     doomed = Lead.select(Lead.id).where((Lead.quarantined == True) & (Lead.created_at < cutoff))  # noqa: E712
     if dry_run:
         return doomed.count()
     with write_transaction():
-        ids = [row.id for row in doomed]
-        for table in (Event, OutboxMessage, IdempotencyKey, Resume):
-            table.delete().where(table.lead.in_(ids)).execute()
-        return Lead.delete().where(Lead.id.in_(ids)).execute() if ids else 0
+        held = list(
+            locked(
+                Lead.select(Lead.id, Lead.first_name, Lead.last_name, Lead.email)
+                .where(Lead.id.in_(doomed))
+                .order_by(Lead.id)
+            )
+        )
+        redact_digests(held)  # before the marks that lead to the digests are deleted
+        deleted = 0
+        for ids in chunks([lead.id for lead in held]):
+            for table in (Event, OutboxMessage, IdempotencyKey, Resume):
+                table.delete().where(table.lead.in_(ids)).execute()
+            deleted += Lead.delete().where(Lead.id.in_(ids)).execute()
+        return deleted
 
 
 def forget_old_keys(now: datetime | None = None) -> int:

@@ -90,6 +90,23 @@ def test_a_lead_committed_late_is_still_listed(inbox: Settings) -> None:
     assert late.reference in _digests()[-1].body_text
 
 
+def test_purge_quarantine_takes_the_purged_out_of_the_digests(inbox: Settings) -> None:
+    """Deleting held leads deletes the marks that lead to their digest: the names go first."""
+    old = _held(inbox, "Zoë", "Ñúñez", 1)
+    young = _held(inbox, "Sam", "Young", 2)
+    assert chores.digest_due(inbox, utcnow()) == 1
+    (before,) = _digests()
+    assert "Zoë Ñúñez <held1@example.com>" in before.body_text
+    Lead.update(created_at=utcnow() - timedelta(days=40)).where(Lead.id == old.id).execute()
+    assert submissions.purge_quarantine(timedelta(days=30)) == 1
+    (after,) = _digests()
+    for text in (after.subject, after.body_text, after.body_html):
+        assert "Zoë" not in text and "Ñúñez" not in text and "held1@" not in text
+    assert "[erased] <[erased]>" in after.body_text and old.reference in after.body_text
+    assert "Sam Young <held2@example.com>" in after.body_text  # the lead still held stays
+    assert Lead.get_or_none(Lead.id == old.id) is None and Lead.get_by_id(young.id)
+
+
 def test_names_are_escaped_in_the_html(inbox: Settings) -> None:
     _held(inbox, "<script>alert(1)</script>", "<b>Bold</b>", 1)
     chores.digest_due(inbox, utcnow())

@@ -217,6 +217,13 @@ V6_LEAD_COLUMNS = (
 )
 
 
+def _undo_version_7(conn: Any) -> None:
+    """Take away what schema version 7 added: the links of conflict hits on earlier leads."""
+    from leadctl.models import ConflictMention
+
+    conn.drop_tables([ConflictMention])
+
+
 def _undo_version_6(conn: Any) -> None:
     """Take away what schema version 6 added: the lead's new columns, parties and name words."""
     from playhouse.migrate import SchemaMigrator, migrate
@@ -306,6 +313,7 @@ def test_a_version_1_database_is_upgraded_in_place(core: Settings) -> None:
     made = _submit(core).lead
     kept = (Resume.select().count(), OutboxMessage.select().count(), Event.select().count())
     conn = database.obj
+    _undo_version_7(conn)
     _undo_version_6(conn)
     _undo_version_4(conn)
     _undo_version_3(conn)
@@ -330,6 +338,7 @@ def test_a_version_2_database_gets_durations_and_a_search_index(
     made = [_submit(core, f"old{i}@example.com").lead.id for i in range(3)]
     _reach_out_after(made[0], 2, monkeypatch)
     _reach_out_after(made[1], 4, monkeypatch)
+    _undo_version_7(database.obj)
     _undo_version_6(database.obj)
     _undo_version_4(database.obj)
     _undo_version_3(database.obj)
@@ -350,6 +359,7 @@ def test_a_version_3_database_counts_recent_confirmations_by_mailbox(core: Setti
     from leadctl.models import database
 
     _submit(core, "Jane+old@Example.com")
+    _undo_version_7(database.obj)
     _undo_version_6(database.obj)
     _undo_version_4(database.obj)
     assert "mailbox" not in {c.name for c in database.obj.get_columns("outbox_message")}
@@ -369,6 +379,7 @@ def test_a_version_5_database_gets_compared_emails_and_names(core: Settings) -> 
     from leadctl.models import NameToken, database
 
     made = _submit(core, "Zoe.Nunez@Example.com").lead
+    _undo_version_7(database.obj)
     _undo_version_6(database.obj)
     assert "email_key" not in {c.name for c in database.obj.get_columns("lead")}
     _set_version(5)
@@ -379,6 +390,35 @@ def test_a_version_5_database_gets_compared_emails_and_names(core: Settings) -> 
     tokens = {t.token for t in NameToken.select().where(NameToken.lead == made.id)}
     assert tokens == set(upgraded.name_key.split())
     assert {c.name for c in database.obj.get_columns("lead")} >= set(V6_LEAD_COLUMNS)
+
+
+def test_a_version_6_database_links_earlier_hits_and_reaches_the_erased(core: Settings) -> None:
+    """The upgrade to 7 links the conflict hits recorded before it (from the events of that
+    kind), and follows at once the links of a lead already erased: the later lead's hit and
+    notification then name it no more."""
+    from leadctl import erasure
+    from leadctl.models import ConflictMention, database
+
+    a = _submit(core, "a@example.com", "Zoe").lead.id  # Zoe Doe
+    b = _submit(core, "b@example.com", "Zoë").lead.id  # her check names a
+    c = _submit(core, "c@example.com", "Zoé").lead.id  # names a and b
+    assert {(m.named_id, m.lead_id) for m in ConflictMention.select()} == {(a, b), (a, c), (b, c)}
+    ConflictMention.delete().execute()  # as version 6 had none: its erasure left b's records
+    erasure.erase_ids([a], "ann@firm.example", "asked")
+    note = OutboxMessage.get((OutboxMessage.lead == b) & (OutboxMessage.purpose == "notification"))
+    assert "Zoe Doe: lead" in note.body_text
+    _undo_version_7(database.obj)
+    _set_version(6)
+    assert [(m.named_id, m.lead_id) for m in ConflictMention.select()] == [(b, c)]
+    note = OutboxMessage.get_by_id(note.id)
+    assert "Zoe Doe" not in note.body_text + note.body_html and "[erased]: lead" in note.body_text
+    assert "Zoë Doe" in note.body_text  # b's own name
+    for later in (b, c):
+        hits = Event.get((Event.lead == later) & (Event.kind == "conflicts_found")).details["hits"]
+        (gone,) = [h for h in hits if h["id"] == a]
+        assert gone["source"] == "erased" and gone["name"] == ""
+    hits = Event.get((Event.lead == c) & (Event.kind == "conflicts_found")).details["hits"]
+    assert [h["name"] for h in hits if h["id"] == b] == ["Zoë Doe"]
 
 
 def test_a_reference_clash_is_retried_not_failed(
