@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from leadctl.events import KINDS
 from leadctl.models import Event, Lead
 from leadctl.timeutil import iso
 
@@ -24,10 +25,14 @@ class HistoryQuery:
     until: datetime | None = None
     before_id: int | None = None  # the cursor: only events older than this one
     limit: int | None = 50
+    # `LEADS_ATTORNEY_SCOPE=own` for a non-admin: only events of this attorney's leads and the
+    # inbox's (`permissions.reads_only`); None reads every lead's.
+    visible_to: int | None = None
 
 
 def parse_kinds(values: Sequence[str]) -> tuple[str, ...]:
-    """`--action` values, repeated or comma separated, trimmed and lowercased, each once."""
+    """`--action` values, repeated or comma separated, trimmed and lowercased, each once; a
+    ValueError names a kind that does not exist (a typo would otherwise match nothing)."""
     kinds: dict[str, None] = {}
     for value in values:
         for part in value.split(","):
@@ -36,6 +41,12 @@ def parse_kinds(values: Sequence[str]) -> tuple[str, ...]:
                 kinds[kind] = None
     if len(kinds) > MAX_KINDS:
         raise ValueError(f"at most {MAX_KINDS} kinds of event at once")
+    for kind in kinds:
+        if kind not in KINDS:
+            shown = kind if len(kind) <= 40 else kind[:40] + "…"
+            raise ValueError(
+                f"--action {shown!r} is not a kind of event; the kinds are: {', '.join(KINDS)}"
+            )
     return tuple(kinds)
 
 
@@ -55,6 +66,8 @@ def events(q: HistoryQuery) -> Iterator[dict[str, Any]]:
     )
     if q.lead is not None:
         query = query.where(Event.lead == q.lead)
+    if q.visible_to is not None:
+        query = query.where((Lead.attorney == q.visible_to) | Lead.attorney.is_null())
     if q.actor is not None:
         actor = q.actor.strip()
         query = query.where(Event.actor == (actor.lower() if "@" in actor else actor))

@@ -397,13 +397,14 @@ def test_redaction_keeps_the_firms_words_and_drops_the_rest() -> None:
 
 
 def test_events_are_append_only_but_for_erasure() -> None:
-    """No code updates or deletes events, except erasure's redaction and the deletion of a whole
-    quarantined lead (suspected spam) by `purge-quarantine`."""
+    """No code updates or deletes events, except erasure's redaction (of the lead's own events,
+    and of the hits on it in later leads' events) and the deletion of a whole quarantined lead
+    (suspected spam) by `purge-quarantine`."""
     import ast
     import re
 
     root = Path(__file__).resolve().parent.parent / "leadctl"
-    allowed = {("redaction.py", "update"), ("submissions.py", "delete")}
+    allowed = {("redaction.py", "update"), ("mentions.py", "update"), ("submissions.py", "delete")}
     found = set()
     for path in root.rglob("*.py"):
         text = path.read_text()
@@ -710,6 +711,68 @@ def test_history_filters_pages_and_formats(world: World) -> None:
     plain = cli("history", "--limit", "1")
     assert plain.code == 0 and "\tnote\t" in plain.stdout and "--before" in plain.stderr
     assert cli("history", tty=True).code == 0
+
+
+def test_history_action_takes_only_kinds_that_exist(world: World) -> None:
+    for typo in ("erase", "bogus", "note,erase"):
+        refused = world.cli("history", "--action", typo)
+        assert refused.code == 2 and refused.stdout == ""
+        assert refused.stderr.count("\n") == 1 and "is not a kind of event" in refused.stderr
+        assert "erased, purged" in refused.stderr  # the valid ones are listed
+    assert world.cli("history", "--action", "Erased", "--json").json() == []
+
+
+def test_record_refuses_an_unknown_kind_and_writes_nothing(world: World) -> None:
+    from leadctl import events
+    from leadctl.timeutil import utcnow
+    from leadctl.transactions import write_transaction
+
+    db.bind(world.url)
+    before = Event.select().count()
+    lead, now = int(zoe_id(world)), utcnow()
+    with pytest.raises(ValueError, match="'erase'"), write_transaction():
+        events.record(Event.row(lead, now, "x", "note", {}), Event.row(lead, now, "x", "erase", {}))
+    assert Event.select().count() == before
+    kinds = {kind for (kind,) in Event.select(Event.kind).distinct().tuples()}
+    assert kinds <= set(events.KINDS)
+
+
+def test_history_follows_the_read_scope(world: World, tmp_path: Path) -> None:
+    """With LEADS_ATTORNEY_SCOPE=own a non-admin's history holds only their leads' events and
+    the inbox's; an admin's holds every lead's; without `own`, everyone's holds every lead's."""
+    cli = world.cli
+    inbox = seed(world.url, tmp_path, ("Ina", "Box", "ina@example.com"))["ina@example.com"]
+    db.bind(world.url)
+    Lead.update(attorney=None).where(Lead.id == inbox).execute()
+    close()
+    zoe, paul = int(zoe_id(world)), world.ids["paul@example.com"]  # Ann's, Bob's
+    own = {"LEADS_ATTORNEY_SCOPE": "own"}
+    bob = cli("--as", "bob@firm.example", "history", "--all", "--json", env=own).json()
+    assert {e["lead_id"] for e in bob} == {paul, inbox}
+    ann = cli("history", "--all", "--json", env=own).json()
+    assert {e["lead_id"] for e in ann} == {zoe, paul, inbox}
+    everyone = cli("--as", "bob@firm.example", "history", "--all", "--json").json()
+    assert {e["lead_id"] for e in everyone} == {zoe, paul, inbox}
+    theirs = cli("--as", "bob@firm.example", "history", "--lead", str(zoe), env=own)
+    assert theirs.code == 1 and "LEADS_ATTORNEY_SCOPE=own" in theirs.stderr
+    mine = cli("--as", "bob@firm.example", "history", "--lead", str(paul), "--json", env=own)
+    assert mine.code == 0 and {e["lead_id"] for e in mine.json()} == {paul}
+    stranger = cli("--as", "root", "history", env=own)
+    assert stranger.code == 1 and "not an attorney" in stranger.stderr
+
+
+def test_person_show_and_export_are_for_admins(world: World, tmp_path: Path) -> None:
+    cli = world.cli
+    for who in ("bob@firm.example", "root"):
+        shown = cli("--as", who, "person", "show", ZOE[2])
+        assert shown.code == 1 and "needs an admin" in shown.stderr and shown.stdout == ""
+        folder = tmp_path / f"out-{who}"
+        export = cli("--as", who, "person", "export", ZOE[2], str(folder))
+        assert export.code == 1 and "needs an admin" in export.stderr
+        assert not folder.exists()
+    remote = cli("--server", "http://127.0.0.1:9", "person", "show", ZOE[2])
+    assert remote.code == 2 and "--server" in remote.stderr
+    assert cli("person", "show", ZOE[2]).code == 0  # Ann, an admin
 
 
 def test_the_erasure_command_runs_as_a_real_executable(world: World) -> None:

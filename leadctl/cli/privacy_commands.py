@@ -11,6 +11,7 @@ from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
 from leadctl.cli.lead_commands import DryRunOpt, IdsArg, JsonOpt, NdjsonOpt, YesOpt
 from leadctl.cli.output import Column, Output, age
+from leadctl.cli.views import event_details, event_line
 from leadctl.errors import Forbidden, InvalidInput
 
 ReasonOpt = Annotated[
@@ -25,21 +26,13 @@ person_app = typer.Typer(
 )
 
 
-def _local(env: Env, command: str) -> None:
-    """These commands work on the database itself, like `db backup`: never through a server."""
-    if env.server:
-        raise UsageError(
-            f"leadctl {command} works on the database itself: run it where the database is, "
-            "with --db URL or LEADS_DATABASE_URL instead of --server"
-        )
-    env.open_database()
-
-
 def _admin(env: Env, command: str) -> str:
-    """The acting admin's email: `--as` (or LEADCTL_ACTOR) must name an active admin attorney."""
+    """The acting admin's email: `--as` (or LEADCTL_ACTOR) must name an active admin attorney.
+    These commands work on the database itself, never through a server (`Env.open_database`
+    refuses --server)."""
     from leadctl.models import Attorney, email_key
 
-    _local(env, command)
+    env.open_database()
     actor = env.actor
     attorney = Attorney.get_or_none(Attorney.email == email_key(actor)) if "@" in actor else None
     if attorney is None or attorney.role != "admin" or not attorney.active:
@@ -176,12 +169,12 @@ def person_show(
     email: Annotated[str, typer.Argument(help="The person's email address, in any case.")],
     json_: JsonOpt = False,
 ) -> None:
-    """Everything held about a person: leads, consent, resumes, history, emails."""
+    """Everything held about a person: leads, consent, resumes, history, emails (admin only)."""
     from leadctl import person
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    _local(env, "person show")
+    _admin(env, "person show")
     out.obj(person.show(email), _render_person)
 
 
@@ -214,15 +207,11 @@ def _render_person(d: dict[str, Any]) -> str:
             lines.append(f"  Email:     {m['purpose']} to {m['recipient']}, {m['status']}")
         lines.append("  History:")
         for e in lead["events"]:
-            lines.append(f"    {e['at']}  {e['actor']:<24} {e['kind']:<14} {_details(e)}".rstrip())
+            lines.append(f"  {event_line(e)}")
     for t in d["erased"]:
         lines += ["", f"Erased lead {t['id']}  {t['reference']}  created {t['created_at']}, "
                   f"erased {t['erased_at']}"]  # fmt: skip
     return "\n".join(lines)
-
-
-def _details(event: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted((event.get("details") or {}).items()))
 
 
 @person_app.command("export")
@@ -235,14 +224,14 @@ def person_export(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Export everything held about a person: person.json and their resume files."""
+    """Export everything held about a person: person.json and their resume files (admin only)."""
     from leadctl import person
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     if not folder.strip():
         raise UsageError("name the folder to export into")
-    _local(env, "person export")
+    _admin(env, "person export")
     done = person.export(email, folder, overwrite=force)
     out.obj(
         done,
@@ -318,7 +307,7 @@ HISTORY_COLUMNS = [
     Column("REFERENCE", lambda r: r["reference"]),
     Column("ACTOR", lambda r: r["actor"]),
     Column("ACTION", lambda r: r["kind"]),
-    Column("DETAILS", _details),
+    Column("DETAILS", event_details),
 ]
 
 
@@ -349,8 +338,10 @@ def history(
     json_: JsonOpt = False,
     ndjson: NdjsonOpt = False,
 ) -> None:
-    """Events across all leads, newest first: who did what, when."""
+    """Events across all leads, newest first: who did what, when. With
+    LEADS_ATTORNEY_SCOPE=own, an attorney's own leads and the intake inbox's (an admin's: all)."""
     from leadctl import history as audit
+    from leadctl import permissions
     from leadctl.leads import find
     from leadctl.timeutil import parse_when
 
@@ -367,9 +358,16 @@ def history(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    _local(env, "history")
+    env.open_database()
+    scope = env.settings.attorney_scope
+    caller = permissions.local(env.actor) if scope == "own" else None
+    if caller is not None:  # as `show` and `list` read: a non-admin their leads and the inbox's
+        query = dataclasses.replace(query, visible_to=permissions.reads_only(caller, scope))
     if lead is not None:
-        query = dataclasses.replace(query, lead=find(lead, include_quarantined=True).id)
+        found = find(lead, include_quarantined=True)
+        if caller is not None:
+            permissions.check_read(caller, found, scope)
+        query = dataclasses.replace(query, lead=found.id)
     shown = out.rows(audit.events(query), HISTORY_COLUMNS)
     if not out.machine and query.limit is not None and shown == query.limit:
         out.say("more: add --all, or page on with --before the last ID")
