@@ -9,7 +9,7 @@ import os
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from leadctl.errors import InvalidInput, LeadctlError
 from leadctl.models import NameToken, Party
@@ -22,6 +22,11 @@ COLUMNS = ("name", "role", "matter")
 MAX_NAME = 300  # Party.name
 MAX_MATTER = 300  # Party.matter
 MAX_FILE_BYTES = 32 * 1024 * 1024  # 100,000 parties are a few MB
+# Parties one import takes: a firm's list is thousands to tens of thousands. Checked while
+# reading, so memory follows this, not the file (32 MB of short rows were 2.6 million rows and
+# 1.7 GB of memory). MAX_LINE bounds one line: a row is at most ~610 characters unquoted.
+MAX_PARTIES = 200_000
+MAX_LINE = 10_000
 BATCH = 2000  # rows per INSERT: well under SQLite's and PostgreSQL's parameter limits
 _FORBIDDEN = {"Cc", "Cs", "Co", "Zl", "Zp"}
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -34,7 +39,7 @@ class PartyFileError(LeadctlError):
     http_status = 422
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One checked row of an import file."""
 
@@ -49,22 +54,24 @@ class Row:
         return (self.name, self.role, self.matter)
 
 
-def read_file(path: str) -> bytes:
-    """The file's bytes, refused before reading when it is larger than MAX_FILE_BYTES; a file
-    whose size the system does not know (a pipe, a device) is read up to the limit only."""
+def read_file(path: str) -> list[Row]:
+    """The checked rows of the file at `path` (see `parse_stream`), refused before reading when
+    it is larger than MAX_FILE_BYTES; a file whose size the system does not know (a pipe, a
+    device) is read up to the limit only."""
     try:
         size = os.stat(path).st_size
         if size > MAX_FILE_BYTES:
             raise PartyFileError(_too_big(path))
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, once parsed
     except IsADirectoryError:
         raise PartyFileError(f"{path} is a folder, not a CSV file") from None
     except OSError as exc:
         raise PartyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise PartyFileError(_too_big(path))
-    return data
+    with handle:
+        try:
+            return parse_stream(handle, path)
+        except OSError as exc:
+            raise PartyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _too_big(path: str) -> str:
@@ -72,21 +79,18 @@ def _too_big(path: str) -> str:
 
 
 def parse(data: bytes, source: str = "the file") -> list[Row]:
+    """`parse_stream` of bytes in memory."""
+    return parse_stream(io.BytesIO(data), source)
+
+
+def parse_stream(stream: BinaryIO, source: str = "the file") -> list[Row]:
     """Every row of a CSV file with the header `name,role,matter` (any order; matter may be
-    left out), checked. The first problem raises PartyFileError naming its line."""
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise PartyFileError(f"{source} is not a CSV text file: line {line} holds a NUL byte")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise PartyFileError(
-            f"line {line} of {source} is not UTF-8 text; save the file as UTF-8 (in Excel: "
-            "CSV UTF-8)"
-        ) from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    left out), checked, read as a stream: at most MAX_FILE_BYTES, MAX_PARTIES rows and
+    MAX_LINE characters a line, so memory follows MAX_PARTIES, not the file. The first
+    problem raises PartyFileError naming its line."""
+    counted = _Counted(stream, source)
+    text = io.TextIOWrapper(counted, encoding="utf-8-sig", newline="")
+    reader = csv.reader(_lines(text, source), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(cell.strip() for cell in header):
@@ -96,12 +100,88 @@ def parse(data: bytes, source: str = "the file") -> list[Row]:
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
+            if len(rows) == MAX_PARTIES:
+                raise PartyFileError(
+                    f"{source} holds more than {MAX_PARTIES:,} parties, the most one import "
+                    "takes; split it into files of fewer and import them one after another"
+                )
             rows.append(_row(reader.line_num, cells, columns))
     except csv.Error as exc:
         raise PartyFileError(
             f"line {reader.line_num} of {source} is not valid CSV: {exc}"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise PartyFileError(
+            f"line {counted.line_of(exc)} of {source} is not UTF-8 text; save the file as UTF-8 "
+            "(in Excel: CSV UTF-8)"
+        ) from None
+    finally:
+        text.detach()  # the caller's stream stays open (and is the caller's to close)
     return rows
+
+
+def _lines(text: io.TextIOWrapper, source: str) -> Iterator[str]:
+    """The file's lines (CR, LF or CRLF ended), each at most MAX_LINE characters."""
+    number = 0
+    while True:
+        line = text.readline(MAX_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE:
+            raise PartyFileError(
+                f"line {number} of {source} is not valid CSV: longer than {MAX_LINE:,} characters"
+            )
+        yield line
+
+
+class _Counted(io.BufferedIOBase):
+    """The bytes under the text: counted (more than MAX_FILE_BYTES is refused), checked for NUL
+    (a binary file, named by its line), their line breaks counted so that a UTF-8 error can
+    name its line."""
+
+    def __init__(self, stream: BinaryIO, source: str) -> None:
+        super().__init__()
+        self._stream = stream
+        self._source = source
+        self._read = 0
+        self._lines = 0  # line breaks before the last chunk
+        self._last = b""
+
+    @property
+    def name(self) -> str:
+        return self._source
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        # At most the limit and one byte more, whatever was asked for (-1: everything).
+        want = MAX_FILE_BYTES + 1 - self._read
+        chunk = self._stream.read(want if size is None or size < 0 else min(size, want))
+        if not chunk:
+            return b""
+        self._lines += self._last.count(b"\n")
+        self._last = chunk
+        self._read += len(chunk)
+        if self._read > MAX_FILE_BYTES:
+            raise PartyFileError(_too_big(self._source))
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            line = self._lines + chunk.count(b"\n", 0, nul) + 1
+            raise PartyFileError(
+                f"{self._source} is not a CSV text file: line {line} holds a NUL byte"
+            )
+        return chunk
+
+    def line_of(self, exc: UnicodeDecodeError) -> int:
+        """The line of a decoding error, which is in the last chunk: the decoder's input is that
+        chunk, after at most the first bytes of a character from the chunk before (no line
+        break among them)."""
+        return self._lines + bytes(exc.object[: exc.start]).count(b"\n") + 1
 
 
 def _columns(header: list[str]) -> dict[str, int]:

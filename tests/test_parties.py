@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,5 +120,62 @@ def test_a_device_is_read_only_up_to_the_limit(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(parties, "MAX_FILE_BYTES", 1024 * 1024)
     if not os.path.exists("/dev/zero"):
         pytest.skip("no /dev/zero")
-    with pytest.raises(PartyFileError, match="larger than"):
-        parties.read_file("/dev/zero")
+    with pytest.raises(PartyFileError, match="not a CSV text file: line 1 holds a NUL"):
+        parties.read_file("/dev/zero")  # its first chunk says so: nothing more is read
+
+
+class Endless(io.RawIOBase):
+    """A stream of valid rows that never ends (a pipe from `yes`), counting what was read."""
+
+    def __init__(self) -> None:
+        self.given = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = (b"name,role\n" if self.given == 0 else b"") + b"Acme Holdings,client\n" * 400
+        chunk = chunk[: len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.given += len(chunk)
+        return len(chunk)
+
+
+def test_an_endless_stream_is_read_up_to_the_limits_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    endless = Endless()
+    with pytest.raises(PartyFileError, match=r"more than 200,000 parties, the most one import"):
+        parties.parse_stream(io.BufferedReader(endless), "stdin")
+    assert endless.given < 5 * 1024 * 1024  # 200,000 short rows, not 32 MB
+    monkeypatch.setattr(parties, "MAX_FILE_BYTES", 64 * 1024)
+    endless = Endless()
+    with pytest.raises(PartyFileError, match="stdin is larger than"):
+        parties.parse_stream(io.BufferedReader(endless), "stdin")
+    assert endless.given < 256 * 1024
+
+
+def test_the_row_cap_counts_parties_not_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parties, "MAX_PARTIES", 3)
+    three = b"name,role\nA a,client\n\nB b,client\n,\nC c,other\n"
+    assert [r.name for r in parties.parse(three)] == ["A a", "B b", "C c"]
+    with pytest.raises(PartyFileError, match="more than 3 parties"):
+        parties.parse(three + b"D d,other\n")
+
+
+def test_lines_are_named_right_far_into_a_file() -> None:
+    """Errors found in the bytes (a NUL, bad UTF-8) name their line in a file read in chunks;
+    a line ending in CR alone (old Mac CSV) is a line."""
+    body = b"name,role\n" + b"Acme Holdings,client\n" * 5000
+    with pytest.raises(PartyFileError, match="line 5002 holds a NUL"):
+        parties.parse(body + b"Bad\x00Co,client\n")
+    with pytest.raises(PartyFileError, match="line 5002 of the file is not UTF-8"):
+        parties.parse(body + b"M\xfcller,client\n")
+    with pytest.raises(PartyFileError, match="line 5002 of the file is not valid CSV: longer"):
+        parties.parse(body + b"x" * 20_000 + b",client\n")
+    mac = parties.parse(b"\xef\xbb\xbfname,role\rZo\xc3\xab Ann,client\rBeta Co,other\r")
+    assert [(r.line, r.name) for r in mac] == [(2, "Zoë Ann"), (3, "Beta Co")]
+
+
+def test_read_file_closes_what_it_opened(tmp_path: Path) -> None:
+    good = tmp_path / "p.csv"
+    good.write_bytes(b"name,role\nAcme,client\n")
+    assert [r.name for r in parties.read_file(str(good))] == ["Acme"]

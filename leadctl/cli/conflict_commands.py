@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import io
+from typing import Annotated, Any, BinaryIO, cast
 
 import typer
 
@@ -132,17 +133,8 @@ def parties_import(
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    if file == "-":
-        data = _read_stdin(env, parties.MAX_FILE_BYTES)
-        source = "stdin"
-        if len(data) > parties.MAX_FILE_BYTES:
-            raise parties.PartyFileError(
-                f"stdin holds more than {parties.MAX_FILE_BYTES // (1024 * 1024)} MB; "
-                "split it into parts"
-            )
-    else:
-        data, source = parties.read_file(file), file
-    rows = parties.parse(data, source)
+    # Read as a stream, at most parties.MAX_PARTIES rows (and 32 MB) kept, whatever comes in.
+    rows = parties.parse_stream(_stdin(env), "stdin") if file == "-" else parties.read_file(file)
     env.open_database()
     if replace and not dry_run:
         env.confirm("Replace the whole list of parties?", yes=yes, destructive=True)
@@ -160,12 +152,16 @@ def _import_line(r: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _read_stdin(env: Env, limit: int) -> bytes:
+def _stdin(env: Env) -> BinaryIO:
+    """Standard input as bytes: its binary buffer (a text stream without one, as a test's, is
+    read up to the file limit and encoded)."""
+    from leadctl import parties
+
     stream = env.streams.stdin
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
-        return bytes(buffer.read(limit + 1))
-    return str(stream.read(limit + 1)).encode()
+        return cast(BinaryIO, buffer)
+    return io.BytesIO(str(stream.read(parties.MAX_FILE_BYTES + 1)).encode())
 
 
 @parties_app.command("list")
