@@ -144,6 +144,9 @@ def test_the_conflicts_command_keeps_to_the_actors_scope(
     on_terminal = cli("conflicts", "Zoe Nunez", env=as_bob, tty=True)
     assert on_terminal.code == 0 and "Ñúñez" not in on_terminal.stdout
     assert zoe.reference not in on_terminal.stdout + on_terminal.stderr
+    assert "(a lead of" in on_terminal.stdout  # what the blank name is, not a blank
+    (piped,) = cli("conflicts", "Zoe Nunez", env=as_bob).stdout.splitlines()
+    assert piped.split("\t")[-1] == ANN  # the plain rows' last column: whose it is
     as_csv = cli("conflicts", "--csv", "Zoe Nunez", "Paul Smith", env=as_bob).stdout.splitlines()
     assert as_csv[0] == "source,id,name,role,matter,reference,date,score,matched,query,owner"
     assert sorted(line.split(",")[-1] for line in as_csv[1:]) == [ANN, BOB]

@@ -23,21 +23,28 @@ parties_app = typer.Typer(
 )
 
 
-def _erased_or(hit: dict[str, Any], value: Any) -> str:
-    return "(erased lead)" if hit["source"] == "erased" else str(value or "")
+def _shown_name(hit: dict[str, Any]) -> str:
+    """The NAME cell on a terminal: an erased lead, and (LEADS_ATTORNEY_SCOPE=own) a lead the
+    caller may not read, say what they are instead of a blank."""
+    if hit["source"] == "erased":
+        return "(erased lead)"
+    if hit["source"] == "lead" and hit["id"] is None:
+        return f"(a lead of {hit.get('owner') or 'the intake inbox'})"
+    return str(hit["name"] or "")
 
 
 HIT_COLUMNS = [
     Column("SCORE", lambda h: f"{h['score']:.2f}", style="bold"),
     Column("SOURCE", lambda h: h["source"]),
     Column("ID", lambda h: h["id"]),
-    Column("NAME", lambda h: h["name"], on_terminal=lambda h: _erased_or(h, h["name"])),
+    Column("NAME", lambda h: h["name"], on_terminal=_shown_name),
     Column("ROLE", lambda h: h["role"]),
     Column("MATTER", lambda h: h["matter"]),
     Column("REFERENCE", lambda h: h["reference"]),
     Column("DATE", lambda h: h["date"], on_terminal=lambda h: h["date"][:10]),
     Column("MATCHED", lambda h: h["matched"]),
     Column("QUERY", lambda h: h.get("query")),
+    Column("OWNER", lambda h: h.get("owner")),  # LEADS_ATTORNEY_SCOPE=own: whose a lead is
 ]
 
 PARTY_COLUMNS = [
