@@ -14,6 +14,7 @@ from leadctl.errors import InvalidInput, LeadctlError
 from leadctl.models import Event, Lead, OutboxMessage, Resume, email_key
 from leadctl.names import keyed_hash
 from leadctl.private import FILE_MODE, private_folder
+from leadctl.resumes import fit_filename
 from leadctl.timeutil import iso, utcnow
 
 EXPORT_FILE = "person.json"
@@ -21,7 +22,6 @@ RESUMES = "resumes"
 # Names Windows keeps for devices: a file called `con` or `nul.pdf` cannot be opened there.
 _DEVICES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
-MAX_NAME = 120
 
 
 def check_address(email: str) -> str:
@@ -145,16 +145,13 @@ def _attorney_email(lead: Lead) -> str | None:
 
 def safe_filename(name: str, fallback: str = "resume") -> str:
     """A stored file name made safe to create in a folder: no path (`../../etc/passwd` is
-    `passwd`), no control or reserved characters, no device name (`con`), not hidden, bounded."""
+    `passwd`), no control or reserved characters, no device name (`con`), not hidden, at most
+    150 bytes of UTF-8 (resumes.fit_filename: a file name's limit is 255 bytes, not characters)."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     base = _UNSAFE_CHARS.sub("_", base).strip(" .")
     if _DEVICES.match(base):
         base = f"_{base}"
-    if len(base) > MAX_NAME:
-        stem, dot, ext = base.rpartition(".")
-        ext = ext[:16] if dot and stem else ""
-        base = base[: MAX_NAME - len(ext) - 1].rstrip(" .") + ("." + ext if ext else "")
-    return base or fallback
+    return fit_filename(base) if base else fallback
 
 
 def export(

@@ -627,7 +627,8 @@ def test_person_export_writes_private_files_with_safe_names(world: World, tmp_pa
         ("", "resume"),
         (".bashrc", "bashrc"),
         ("a\x1b[31m.pdf", "a_[31m.pdf"),
-        ("x" * 300 + ".pdf", "x" * 116 + ".pdf"),
+        ("x" * 300 + ".pdf", "x" * 146 + ".pdf"),
+        ("𝐀" * 100 + ".pdf", "𝐀" * 36 + ".pdf"),  # 4 bytes each: 148 bytes, not 404
     ],
 )
 def test_safe_filename(stored: str, expected: str) -> None:
