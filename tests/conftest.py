@@ -49,6 +49,56 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> An
         time.sleep(0.05)
 
 
+def erase_while_another_erasure_holds_its_locks(first: list[int], second: list[int]) -> None:
+    """PostgreSQL: erase `first` in a transaction held open, then `second`, which must wait on
+    one of the first's row locks before it goes on (checked in pg_stat_activity); then let both
+    finish. Fails on any error either raised. Both as ann@firm.example."""
+    from leadctl import erasure
+    from leadctl.names import keyed_hash
+
+    keyed_hash("")  # made now: neither erasure waits on the other to make the secret
+    first_done, release = threading.Event(), threading.Event()
+    waiting: list[int] = []
+    errors: list[BaseException] = []
+
+    def erase_first() -> None:
+        try:
+            with database.atomic():  # held open after its erasure: its locks stay
+                assert erasure.erase_ids(first, "ann@firm.example", "asked").changed
+                first_done.set()
+                release.wait(60)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_done.set()
+            db.close_connection()
+
+    def then_second() -> None:
+        try:
+            first_done.wait(60)
+            waiting.append(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            assert erasure.erase_ids(second, "ann@firm.example", "asked").changed
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.close_connection()
+
+    def second_waits() -> bool:
+        sql = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+        return bool(waiting) and database.execute_sql(sql, (waiting[0],)).fetchone()[0] == "Lock"
+
+    threads = [threading.Thread(target=erase_first), threading.Thread(target=then_second)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(second_waits, 30, "the second erasure to wait for the first's lock")
+    finally:
+        release.set()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+
+
 def outbox_statuses(tmp_path: Path) -> list[str]:
     """The outbox's statuses in the SQLite database of `make_settings(tmp_path)`."""
     import sqlite3

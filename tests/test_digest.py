@@ -20,6 +20,7 @@ from leadctl.validation import check_prospect
 from tests import samples
 from tests.conftest import (
     SmtpSink,
+    erase_while_another_erasure_holds_its_locks,
     make_settings,
     outbox_statuses,
     smtp_settings,
@@ -190,55 +191,11 @@ def test_marks_say_which_leads_the_digest_names(
 def test_two_erasures_at_once_each_take_their_lead_out_of_one_digest(inbox: Settings) -> None:
     """The digest is locked before it is read: an erasure that waits for another's digest reads
     it after that one committed, and does not write the other lead's name back."""
-    from leadctl import erasure
-    from leadctl.models import database
-    from leadctl.names import keyed_hash
-
     if inbox.database_url.startswith("sqlite"):
         pytest.skip("SQLite has one write lock: two erasures run one after the other")
     leads = [_held(inbox, "Zed", f"Racer{n}", n) for n in range(2)]
     assert chores.digest_due(inbox, utcnow()) == 1
-    keyed_hash("")  # made now: neither erasure waits on the other to make the secret
-    first_done, release = threading.Event(), threading.Event()
-    second: list[int] = []
-    errors: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            with database.atomic():  # held open after its erasure: the digest stays locked
-                assert erasure.erase_ids([leads[0].id], "ann@firm.example", "asked").changed
-                first_done.set()
-                release.wait(60)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            first_done.set()
-            db.close_connection()
-
-    def then_second() -> None:
-        try:
-            first_done.wait(60)
-            second.append(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
-            assert erasure.erase_ids([leads[1].id], "ann@firm.example", "asked").changed
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            db.close_connection()
-
-    def second_waits() -> bool:
-        sql = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
-        return bool(second) and database.execute_sql(sql, (second[0],)).fetchone()[0] == "Lock"
-
-    threads = [threading.Thread(target=first), threading.Thread(target=then_second)]
-    for t in threads:
-        t.start()
-    try:
-        wait_until(second_waits, 30, "the second erasure waiting on the first's digest")
-    finally:
-        release.set()
-        for t in threads:
-            t.join(60)
-    assert errors == []
+    erase_while_another_erasure_holds_its_locks([leads[0].id], [leads[1].id])
     (mail,) = _digests()
     for lead in leads:
         assert lead.reference in mail.body_text and lead.reference in mail.body_html

@@ -10,6 +10,7 @@ import pytest
 
 from leadctl import db
 from leadctl.models import ConflictMention, Event, Lead, OutboxMessage
+from tests.conftest import erase_while_another_erasure_holds_its_locks
 from tests.test_privacy import ADMIN, ClosingCli, World, close, everything_stored, seed
 
 ZOE_A = ("Zoe", "Nunez", "zoe.a@example.com")
@@ -160,60 +161,12 @@ def test_two_erasures_named_by_one_later_lead_keep_each_other_out(
 ) -> None:
     """C's check named A and B. Erasing A holds C's records locked until it commits; erasing B
     meanwhile waits, then reads them as A's erasure left them: neither name is written back."""
-    import threading
-
-    from leadctl import erasure
-    from leadctl.models import database
-    from leadctl.names import keyed_hash
-
     if not pair.url.startswith("postgresql"):
         pytest.skip("SQLite has one write lock: two erasures run one after the other")
     c = seed(pair.url, tmp_path, ("Zoe", "Núñez", "c@example.com"))["c@example.com"]
     a, b = pair.ids[ZOE_A[2]], pair.ids[ZOE_B[2]]
     db.bind(pair.url)
-    keyed_hash("")
-    first_done, release = threading.Event(), threading.Event()
-    second: list[int] = []
-    errors: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            with database.atomic():  # held open after its erasure: C's records stay locked
-                assert erasure.erase_ids([a], ADMIN, "asked").changed
-                first_done.set()
-                release.wait(60)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            first_done.set()
-            db.close_connection()
-
-    def then_second() -> None:
-        try:
-            first_done.wait(60)
-            second.append(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
-            assert erasure.erase_ids([b], ADMIN, "asked").changed
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            db.close_connection()
-
-    def second_waits() -> bool:
-        sql = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
-        return bool(second) and database.execute_sql(sql, (second[0],)).fetchone()[0] == "Lock"
-
-    from tests.conftest import wait_until
-
-    threads = [threading.Thread(target=first), threading.Thread(target=then_second)]
-    for t in threads:
-        t.start()
-    try:
-        wait_until(second_waits, 30, "the second erasure to wait for the first's lock")
-    finally:
-        release.set()
-        for t in threads:
-            t.join()
-    assert errors == []
+    erase_while_another_erasure_holds_its_locks([a], [b])
     hits = Event.get((Event.lead == c) & (Event.kind == "conflicts_found")).details["hits"]
     assert {h["id"]: h["source"] for h in hits if h["id"] in (a, b)} == {a: "erased", b: "erased"}
     note = OutboxMessage.get((OutboxMessage.lead == c) & (OutboxMessage.purpose == "notification"))
