@@ -611,18 +611,35 @@ def lead_cli(
     `lead_cli.acting_as(email)` gives the environment that makes a command act as that
     attorney: LEADCTL_ACTOR locally, their own token remotely.
     """
+    with cli_in_mode(request, monkeypatch, cli_env) as cli:
+        yield cli
+
+
+@contextlib.contextmanager
+def cli_in_mode(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_env: dict[str, str],
+    **settings: str,
+) -> Iterator[Any]:
+    """`lead_cli` for `request.param` ("local" or "remote"), with `settings` (Settings field
+    names, e.g. attorney_scope="own") in both the local environment and the server's."""
     from tests.cli_harness import Cli
 
     if request.param == "local":
-        cli = Cli(monkeypatch, cli_env)
+        named = {f"LEADS_{key.upper()}": value for key, value in settings.items()}
+        cli = Cli(monkeypatch, {**cli_env, **named})
         cli.acting_as = lambda email: {"LEADCTL_ACTOR": email}  # type: ignore[attr-defined]
         yield cli
         return
     seeded: Seeded = request.getfixturevalue("seeded")
-    settings = Settings.from_env(
-        {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
+    server_settings = Settings.from_env(
+        {},
+        database_url=cli_env["LEADS_DATABASE_URL"],
+        mail_dir=cli_env["LEADS_MAIL_DIR"],
+        **settings,  # type: ignore[arg-type]
     )
-    with serve_in_thread(settings) as server:
+    with serve_in_thread(server_settings) as server:
         wait_until(_outbox_idle, 15, "the server's delivery process to send the seeded mail")
         env = {
             **cli_env,

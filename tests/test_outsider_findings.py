@@ -23,7 +23,7 @@ from leadctl.settings import Settings
 from leadctl.text import visible
 from leadctl.validation import check_prospect, check_resume_url
 from tests import samples
-from tests.conftest import serve_in_thread, submit
+from tests.conftest import cli_in_mode, serve_in_thread, submit
 
 ANN, BOB = "ann@firm.example", "bob@firm.example"
 READ_REFUSAL = (
@@ -108,23 +108,7 @@ def own_scope_cli(
     seeded: Any,
 ) -> Iterator[Any]:
     """The CLI with LEADS_ATTORNEY_SCOPE=own: locally, or against a real server set so."""
-    from tests.cli_harness import Cli
-
-    if request.param == "local":
-        cli = Cli(monkeypatch, {**cli_env, "LEADS_ATTORNEY_SCOPE": "own"})
-        cli.acting_as = lambda email: {"LEADCTL_ACTOR": email}  # type: ignore[attr-defined]
-        yield cli
-        return
-    s = Settings.from_env(
-        {},
-        database_url=cli_env["LEADS_DATABASE_URL"],
-        mail_dir=cli_env["LEADS_MAIL_DIR"],
-        attorney_scope="own",
-    )
-    with serve_in_thread(s) as server:
-        env = {**cli_env, "LEADCTL_SERVER": server.url, "LEADCTL_TOKEN": seeded.tokens[ANN]}
-        cli = Cli(monkeypatch, env)
-        cli.acting_as = lambda email: {"LEADCTL_TOKEN": seeded.tokens[email]}  # type: ignore[attr-defined]
+    with cli_in_mode(request, monkeypatch, cli_env, attorney_scope="own") as cli:
         yield cli
 
 

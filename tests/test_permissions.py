@@ -19,7 +19,7 @@ from leadctl.settings import Settings
 from leadctl.states import Action
 from leadctl.validation import check_prospect
 from tests import samples
-from tests.conftest import serve_in_thread
+from tests.conftest import cli_in_mode
 
 BOB = "bob@firm.example"
 ANN = "ann@firm.example"
@@ -139,24 +139,8 @@ def own_scope_cli(
     seeded: list[Any],
 ) -> Iterator[Any]:
     """The CLI with LEADS_ATTORNEY_SCOPE=own: locally, or against a real server set so."""
-    from tests.cli_harness import Cli
-
     _to_inbox(seeded[2].id)  # Li: in the inbox, which every attorney reads
-    if request.param == "local":
-        cli = Cli(monkeypatch, {**cli_env, "LEADS_ATTORNEY_SCOPE": "own"})
-        cli.acting_as = lambda email: {"LEADCTL_ACTOR": email}  # type: ignore[attr-defined]
-        yield cli
-        return
-    settings = Settings.from_env(
-        {},
-        database_url=cli_env["LEADS_DATABASE_URL"],
-        mail_dir=cli_env["LEADS_MAIL_DIR"],
-        attorney_scope="own",
-    )
-    with serve_in_thread(settings) as server:
-        env = {**cli_env, "LEADCTL_SERVER": server.url, "LEADCTL_TOKEN": seeded.tokens[ANN]}  # type: ignore[attr-defined]
-        cli = Cli(monkeypatch, env)
-        cli.acting_as = lambda email: {"LEADCTL_TOKEN": seeded.tokens[email]}  # type: ignore[attr-defined]
+    with cli_in_mode(request, monkeypatch, cli_env, attorney_scope="own") as cli:
         yield cli
 
 
