@@ -34,6 +34,11 @@ _IGNORABLE = re.compile(
 _secrets: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 
+def has_ignorable(text: str) -> bool:
+    """Whether `text` holds a character `words` drops (a soft hyphen, a zero-width space)."""
+    return _IGNORABLE.search(text) is not None
+
+
 def words(text: str) -> list[str]:
     """The distinct folded words of a name, in order: `"Ñúñez, Zoë"` → `["nunez", "zoe"]`."""
     decomposed = _IGNORABLE.sub("", unicodedata.normalize("NFKD", text[:2000]))

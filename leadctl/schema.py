@@ -178,6 +178,39 @@ def _v7_conflict_mentions(db: Database) -> None:
     log.info("schema 7: %d conflict hits on earlier leads linked", made)
 
 
+def _v7_mentions_and_invisible_names(db: Database) -> None:
+    _v7_conflict_mentions(db)
+    _refold_invisible_names()
+
+
+def _refold_invisible_names(batch: int = 1000) -> None:
+    """Names holding an invisible character (a soft hyphen, a zero-width space) were split into
+    words at it before `names.words` dropped such characters, so "Nu\u00adnez" was "nu" and
+    "nez": their name keys and words are made again. Only those rows are written."""
+    from leadctl.models import Lead, NameToken, Party
+    from leadctl.names import has_ignorable, name_key, words
+
+    sources: list[tuple[Any, Any, Any]] = [
+        (Lead, (Lead.first_name, Lead.last_name), NameToken.lead),
+        (Party, (Party.name,), NameToken.party),
+    ]
+    for model, columns, owner in sources:
+        last = 0
+        while rows := list(
+            model.select(model.id, *columns).where(model.id > last).order_by(model.id).limit(batch)
+        ):
+            last = rows[-1].id
+            for row in rows:
+                full = " ".join(getattr(row, c.name) for c in columns)
+                if not has_ignorable(full):
+                    continue
+                model.update(name_key=name_key(full)).where(model.id == row.id).execute()
+                NameToken.delete().where(owner == row.id).execute()
+                found = [{"token": w, owner.name: row.id} for w in words(full)]
+                if found:
+                    NameToken.insert_many(found).execute()
+
+
 # Each entry upgrades the schema from version N-1 to N; version 1 is create_tables().
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _v2_quarantine_idempotency,
@@ -185,7 +218,7 @@ MIGRATIONS: dict[int, Callable[[Database], None]] = {
     4: _v4_confirmation_mailbox,
     5: _v5_rate_limit_hits,
     6: _v6_duties_and_day,
-    7: _v7_conflict_mentions,
+    7: _v7_mentions_and_invisible_names,
 }
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

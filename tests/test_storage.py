@@ -573,3 +573,32 @@ def _walks_a_table(step: str, tables: dict[str, str]) -> bool:
 
 # Columns with a handful of values: an index used only through these still reads most rows.
 _UNSELECTIVE = {"quarantined", "purpose", "state", "status", "active"}
+
+
+def test_the_upgrade_to_7_refolds_names_split_at_an_invisible_character(core: Settings) -> None:
+    """Before version 7 "Nu\u00adnez" (a soft hyphen) was the words "nu" and "nez": no check of
+    "Zoe Nunez" found it. The upgrade makes such names' keys and words again, leads' and
+    parties'."""
+    from leadctl import conflicts, parties
+    from leadctl.models import ConflictMention, NameToken, Party, database
+    from leadctl.names import name_key
+
+    hidden = "Zoe Nu\u00adnez"
+    lead = _submit(core, "zoe@example.com", "Zoe\u200b").lead  # "Zoe<ZWSP> Doe"
+    parties.import_rows(parties.parse(f"name,role,matter\n{hidden},adverse,Acme\n".encode()))
+    party = Party.get(Party.name == hidden).id
+    for owner, key in ((NameToken.lead, lead.id), (NameToken.party, party)):
+        NameToken.delete().where(owner == key).execute()  # as version 6 split them
+        NameToken.insert_many(
+            [{"token": w, owner.name: key} for w in ("zoe", "nu", "nez", "doe")]
+        ).execute()
+    Lead.update(name_key="doe zoe\u200b").where(Lead.id == lead.id).execute()
+    Party.update(name_key="nez nu zoe").where(Party.id == party).execute()
+    database.obj.drop_tables([ConflictMention])
+    _set_version(6)
+    assert Lead.get_by_id(lead.id).name_key == name_key("Zoe Doe") == "doe zoe"
+    assert Party.get_by_id(party).name_key == "nunez zoe"
+    tokens = {t.token for t in NameToken.select().where(NameToken.party == party)}
+    assert tokens == {"zoe", "nunez"}
+    hits = conflicts.search(["Zoe Nunez"]).as_dict()["hits"]
+    assert [(h["source"], h["score"]) for h in hits] == [("party", 1.0)]
