@@ -83,13 +83,15 @@ def redact(leads: Sequence[Lead]) -> None:
     messages = _notifications(list(later))
     hit_names = _redact_hits(later)
     own = _own_values(list(later))
-    targets = {}
+    targets: dict[int, list[str]] = {}
+    keep: dict[int, list[str]] = {}
     for message_id, lead_id in messages.items():
         taken = [v for i in later[lead_id] for v in template_values(by_id[i])]
         taken += hit_names.get(lead_id, [])
-        mine = set(forms(own.get(lead_id, ())))
-        targets[message_id] = [f for f in forms(taken) if f not in mine]
-    rewrite_messages(targets)
+        mine = forms(own.get(lead_id, ()))
+        targets[message_id] = [f for f in forms(taken) if f not in set(mine)]
+        keep[message_id] = mine  # "Mary-Ann Lee" stays whole when "Ann Lee" is erased
+    rewrite_messages(targets, keep)
     for ids in chunks(list(by_id)):
         ConflictMention.delete().where(
             ConflictMention.named.in_(ids) | ConflictMention.lead.in_(ids)

@@ -228,3 +228,23 @@ def test_the_server_mails_a_digest_of_a_bot_caught_by_the_honeypot(
     assert answer.json()["reference"] in text and "Real Human" in text
     wait_until(lambda: outbox_statuses(tmp_path) == ["sent"], 10, "the digest recorded as sent")
     assert len(smtp_sink.received) == 1  # nothing to the bot, nothing to an attorney
+
+
+def test_purging_one_held_lead_keeps_a_name_that_holds_its_own(inbox: Settings) -> None:
+    """ "Ann Lee" is inside "Mary-Ann Lee": purging Ann leaves Mary-Ann's line of the digest
+    whole."""
+    resume = check_resume("cv.pdf", samples.pdf(), inbox.max_resume_bytes)
+    held = [
+        submissions.submit(
+            check_prospect(first, "Lee", email), resume, inbox, quarantine_reason="honeypot"
+        ).lead
+        for first, email in (("Ann", "ann@example.com"), ("Mary-Ann", "jo.ann@example.com"))
+    ]
+    assert chores.digest_due(inbox, utcnow()) == 1
+    Lead.update(created_at=utcnow() - timedelta(days=40)).where(Lead.id == held[0].id).execute()
+    assert submissions.purge_quarantine(timedelta(days=30)) == 1
+    (mail,) = _digests()
+    assert "Mary-Ann Lee" in mail.body_text and "jo.ann@example.com" in mail.body_text
+    assert "Mary-[erased]" not in mail.body_text + mail.body_html
+    assert "ann@example.com>" not in mail.body_text.replace("jo.ann@example.com", "")
+    assert "Ann Lee" not in mail.body_text.replace("Mary-Ann Lee", "")  # Ann herself is gone

@@ -172,3 +172,53 @@ def test_two_erasures_named_by_one_later_lead_keep_each_other_out(
     note = OutboxMessage.get((OutboxMessage.lead == c) & (OutboxMessage.purpose == "notification"))
     assert "Zoe Nunez" not in note.body_text and "Zoë Núñez" not in note.body_text
     assert note.body_text.count("[erased]: lead") == 2 and "Zoe Núñez" in note.body_text
+
+
+def test_erasing_a_name_held_inside_a_later_leads_own_keeps_that_one_whole(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Ann Lee" is inside "Mary-Ann Lee", and ann@example.com inside jo.ann@example.com: erasing
+    Ann takes her out of Mary-Ann's notification without cutting Mary-Ann's name or address."""
+    ids = seed(
+        db_url,
+        tmp_path,
+        ("Ann", "Lee", "ann@example.com"),
+        ("Mary-Ann", "Lee", "jo.ann@example.com"),
+    )
+    env = {"LEADS_DATABASE_URL": db_url, "LEADS_MAIL_DIR": str(tmp_path / "mail")}
+    cli = ClosingCli(monkeypatch, {**env, "LEADCTL_ACTOR": ADMIN})
+    assert cli("erase", str(ids["ann@example.com"]), "--reason", "asked", "--yes").code == 0
+    db.bind(db_url)
+    note = OutboxMessage.get(
+        (OutboxMessage.lead == ids["jo.ann@example.com"])
+        & (OutboxMessage.purpose == "notification")
+    )
+    assert "Mary-Ann Lee" in note.subject and "[erased]" not in note.subject
+    for body in (note.body_text, note.body_html):
+        assert "Mary-Ann Lee" in body and "jo.ann@example.com" in body
+        assert "[erased]: lead" in body  # the hit on Ann, taken out
+    close()
+
+
+@pytest.mark.parametrize(
+    ("text", "erased", "kept", "expected"),
+    [
+        ("Mary-Ann Lee", ["Ann Lee"], [], "Mary-Ann Lee"),
+        ("jo.ann@example.com", ["ann@example.com"], [], "jo.ann@example.com"),
+        ("O'Neil Ann Lee.", ["Ann Lee"], [], "O'Neil [erased]."),
+        ("- Ann Lee: lead 1", ["Ann Lee"], [], "- [erased]: lead 1"),
+        (
+            "Zoe Nunez-Garcia; Zoe Nunez",
+            ["Zoe Nunez"],
+            ["Zoe Nunez-Garcia"],
+            "Zoe Nunez-Garcia; [erased]",
+        ),
+        ("<ann@example.com>", ["ann@example.com"], [], "<[erased]>"),
+    ],
+)
+def test_only_whole_names_and_addresses_are_taken(
+    text: str, erased: list[str], kept: list[str], expected: str
+) -> None:
+    from leadctl.redaction import _without
+
+    assert _without(text, erased, kept) == expected
