@@ -29,6 +29,9 @@ _JOINER = "(?<![^\t\n\r\x20-\x7e])[\u200c\u200d]|[\u200c\u200d](?![^\t\n\r\x20-\
 _ONE_LINE = f"[{_UNSAFE}]|{_JOINER}"
 _MULTI_LINE = f"(?![\\t\\n])[{_UNSAFE}]|{_JOINER}"
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# Of those, the ones Python counts as printable (letters and marks that draw nothing), which
+# `str.isprintable` alone would let through.
+_PRINTABLE_HIDDEN = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
 
 
 def _notation(match: re.Match[str]) -> str:
@@ -55,11 +58,16 @@ def visible(text: Any, *, multiline: bool = False) -> str:
     terminal would act on, including CR, is shown escaped.
     """
     text = text if isinstance(text, str) else str(text)
-    if text.isprintable():  # no control, format, bidi or surrogate character: the usual case
+    if _plainly_safe(text):  # the usual case
         return text
     return re.sub(_MULTI_LINE if multiline else _ONE_LINE, _notation, text)
 
 
 def has_unsafe(text: str) -> bool:
     """Whether `visible(text)` would change anything."""
-    return not text.isprintable() and re.search(_ONE_LINE, text) is not None
+    return not _plainly_safe(text) and re.search(_ONE_LINE, text) is not None
+
+
+def _plainly_safe(text: str) -> bool:
+    """No control, format, bidi, surrogate or drawn-blank character: nothing to escape."""
+    return text.isprintable() and (text.isascii() or _PRINTABLE_HIDDEN.isdisjoint(text))

@@ -20,7 +20,7 @@ from leadctl.names import words
 from leadctl.resumes import check_resume
 from leadctl.schema import ensure_schema
 from leadctl.settings import Settings
-from leadctl.text import visible
+from leadctl.text import has_unsafe, visible
 from leadctl.validation import check_prospect, check_resume_url
 from tests import samples
 from tests.conftest import cli_in_mode, serve_in_thread, submit
@@ -163,6 +163,16 @@ def test_invisible_characters_are_shown_escaped() -> None:
     # Between letters of scripts that need them, the joiners stay; so do emoji sequences.
     for kept in ("क्\u200dष", "می\u200cخواهم", "👩\u200d💻", "❤\ufe0f"):
         assert visible(kept) == kept
+
+
+@pytest.mark.parametrize(
+    "blank", ["\u034f", "\u115f", "\u1160", "\u17b4", "\u17b5", "\u3164", "\uffa0"]
+)
+def test_blanks_python_counts_as_printable_are_shown_escaped_too(blank: str) -> None:
+    """Hangul fillers and the like draw nothing, yet `str.isprintable` says yes: a first name
+    of only "\u3164" listed as a blank name."""
+    assert visible(f"Nu{blank}nez") == f"Nu\\u{ord(blank):04x}nez"
+    assert visible(blank) == f"\\u{ord(blank):04x}" and has_unsafe(blank)
 
 
 def test_intake_finds_a_conflict_hidden_by_a_soft_hyphen(
