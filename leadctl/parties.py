@@ -26,6 +26,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024  # 100,000 parties are a few MB
 # reading, so memory follows this, not the file (32 MB of short rows were 2.6 million rows and
 # 1.7 GB of memory). MAX_LINE bounds one line: a row is at most ~610 characters unquoted.
 MAX_PARTIES = 200_000
+MAX_ROW_LINES = 20  # lines one row may span: a matter's cell may hold a few line breaks
 MAX_LINE = 10_000
 BATCH = 2000  # rows per INSERT: well under SQLite's and PostgreSQL's parameter limits
 _FORBIDDEN = {"Cc", "Cs", "Co", "Zl", "Zp"}
@@ -90,14 +91,17 @@ def parse_stream(stream: BinaryIO, source: str = "the file") -> list[Row]:
     problem raises PartyFileError naming its line."""
     counted = _Counted(stream, source)
     text = io.TextIOWrapper(counted, encoding="utf-8-sig", newline="")
-    reader = csv.reader(_lines(text, source), strict=True)
+    ended = [0]  # the line the last row ended on: a row is read whole before it is seen
+    reader = csv.reader(_lines(text, source, ended), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(cell.strip() for cell in header):
             raise PartyFileError(f"{source} is empty; its first line must be: name,role,matter")
         columns = _columns(header)
         rows: list[Row] = []
+        ended[0] = reader.line_num
         for cells in reader:
+            ended[0] = reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
             if len(rows) == MAX_PARTIES:
@@ -120,8 +124,10 @@ def parse_stream(stream: BinaryIO, source: str = "the file") -> list[Row]:
     return rows
 
 
-def _lines(text: io.TextIOWrapper, source: str) -> Iterator[str]:
-    """The file's lines (CR, LF or CRLF ended), each at most MAX_LINE characters."""
+def _lines(text: io.TextIOWrapper, source: str, ended: list[int]) -> Iterator[str]:
+    """The file's lines (CR, LF or CRLF ended), each at most MAX_LINE characters, and at most
+    MAX_ROW_LINES of them in one row (a quoted cell may hold line breaks; a quote left open
+    would make the rest of the file one row, held whole). `ended[0]`: the last row's end."""
     number = 0
     while True:
         line = text.readline(MAX_LINE + 1)
@@ -131,6 +137,11 @@ def _lines(text: io.TextIOWrapper, source: str) -> Iterator[str]:
         if len(line) > MAX_LINE:
             raise PartyFileError(
                 f"line {number} of {source} is not valid CSV: longer than {MAX_LINE:,} characters"
+            )
+        if number - ended[0] > MAX_ROW_LINES:
+            raise PartyFileError(
+                f"line {ended[0] + 1} of {source} is not valid CSV: its row runs past "
+                f"{MAX_ROW_LINES} lines (a quote left open?)"
             )
         yield line
 

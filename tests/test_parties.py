@@ -179,3 +179,16 @@ def test_read_file_closes_what_it_opened(tmp_path: Path) -> None:
     good = tmp_path / "p.csv"
     good.write_bytes(b"name,role\nAcme,client\n")
     assert [r.name for r in parties.read_file(str(good))] == ["Acme"]
+
+
+def test_a_quote_left_open_is_refused_before_the_rest_of_the_file_is_one_row() -> None:
+    """A cell may not hold a line break anyway; a row running on past 20 lines (a quote left
+    open, or millions of quoted cells) is refused there, not held whole until its end."""
+    from leadctl import parties
+
+    endless = b'name,role\na,"' + b'x\n","' * 200_000 + b'"\n'
+    with pytest.raises(parties.PartyFileError) as refused:
+        parties.parse(endless)
+    assert str(refused.value) == (
+        "line 2 of the file is not valid CSV: its row runs past 20 lines (a quote left open?)"
+    )
