@@ -25,8 +25,9 @@ NOTIFICATION = "notification"  # the outbox purpose of the attorney's notificati
 
 def named_leads(hits: Sequence[dict[str, Any]]) -> list[int]:
     """The ids of the leads among the hits (an intake check's), each once."""
-    found = (h.get("id") for h in hits if h.get("source") == "lead")
-    return list(dict.fromkeys(i for i in found if isinstance(i, int)))
+    found = (h.get("id") for h in hits if isinstance(h, dict) and h.get("source") == "lead")
+    # A lead id: an int (not a bool) a database column holds; an old event may hold anything.
+    return list(dict.fromkeys(i for i in found if type(i) is int and 0 < i < 2**63))
 
 
 def record(lead_id: int, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:

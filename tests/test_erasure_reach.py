@@ -222,3 +222,20 @@ def test_only_whole_names_and_addresses_are_taken(
     from leadctl.redaction import _without
 
     assert _without(text, erased, kept) == expected
+
+
+def test_only_real_lead_ids_in_old_hits_are_linked() -> None:
+    """What an old `conflicts_found` event holds is read by the upgrade to 7: a bool, an id
+    past any column's range, a string or a hit that is not an object links nothing."""
+    from leadctl.mentions import named_leads
+
+    hits = [
+        {"source": "lead", "id": True},
+        {"source": "lead", "id": 2**70},
+        {"source": "lead", "id": "7"},
+        "not a hit",
+        {"source": "party", "id": 9},
+        {"source": "lead", "id": 5},
+        {"source": "lead", "id": 5},
+    ]
+    assert named_leads(hits) == [5]  # type: ignore[arg-type]
