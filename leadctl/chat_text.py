@@ -45,7 +45,9 @@ def slack_text(payload: dict[str, Any]) -> str:
         return f"{what} was reopened by {actor}."
     if kind == "lead.assigned":
         reason = f" ({e(data['reason'])})" if data.get("reason") else ""
-        return f"{what} was assigned to {e(data.get('attorney'))} by {actor}{reason}."
+        to = data.get("attorney")
+        where = f"assigned to {e(to)}" if to else "moved to the intake inbox"
+        return f"{what} was {where} by {actor}{reason}."
     if kind == "lead.erased":
         return f"{what} was erased by {actor}."
     if kind == "lead.purged":

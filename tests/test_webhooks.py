@@ -203,6 +203,18 @@ def test_slack_escape_makes_control_characters_visible() -> None:
     assert chat_text.inert("  ") == "(blank)"
 
 
+def test_slack_text_of_a_lead_moved_to_the_inbox_says_so() -> None:
+    payload = {
+        "type": "lead.assigned",
+        "lead": {"id": 3, "reference": "ABCD-EFGH"},
+        "actor": "ann@firm.example",
+        "data": {"attorney": None, "previous": "bob@firm.example", "reason": "manual"},
+    }
+    assert chat_text.slack_text(payload) == (
+        "Lead ABCD-EFGH (#3) was moved to the intake inbox by `ann@firm.example` (`manual`)."
+    )
+
+
 def test_a_receiver_that_hangs_is_cut_off(
     hooked: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
