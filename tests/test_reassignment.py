@@ -210,6 +210,16 @@ def test_deactivate_hands_pending_leads_over_in_one_go(cli: Any, seeded: list[An
     assert text.stdout == f"{BOB} is already inactive; they had no pending leads to move\n"
 
 
+def test_the_handover_line_says_how_many_leads_went_to_whom() -> None:
+    from leadctl.cli.attorney_commands import _handover_text
+
+    moved = {"email": BOB, "changed": True, "moved": 3, "reassigned_to": {CY: [1, 2], ANN: [3]}}
+    assert (
+        _handover_text(moved)
+        == f"{BOB} is now inactive; 3 pending leads moved: 2 to {CY}, 1 to {ANN}"
+    )
+
+
 def test_deactivate_round_robin_spreads_the_leads(cli: Any, seeded: list[Any]) -> None:
     assert cli("attorney", "add", "Cy Poe", CY).code == 0
     assert cli("attorney", "add", "Di Fox", "di@firm.example").code == 0

@@ -104,9 +104,9 @@ def _handover_text(d: dict[str, Any]) -> str:
     state = "now" if d["changed"] else "already"
     if not d["moved"]:
         return f"{d['email']} is {state} inactive; they had no pending leads to move"
-    to = ", ".join(f"{email} ({len(ids):,})" for email, ids in d["reassigned_to"].items())
+    to = ", ".join(f"{len(ids):,} to {email}" for email, ids in d["reassigned_to"].items())
     plural = "s" if d["moved"] != 1 else ""
-    return f"{d['email']} is {state} inactive; {d['moved']:,} pending lead{plural} moved to {to}"
+    return f"{d['email']} is {state} inactive; {d['moved']:,} pending lead{plural} moved: {to}"
 
 
 def _confirmed(ctx: typer.Context, json_: bool, question: str, yes: bool) -> Output:
