@@ -11,7 +11,7 @@ import pytest
 from leadctl import db
 from leadctl.models import ConflictMention, Event, Lead, OutboxMessage
 from tests.conftest import erase_while_another_erasure_holds_its_locks
-from tests.test_privacy import ADMIN, ClosingCli, World, close, everything_stored, seed
+from tests.test_privacy import ADMIN, World, close, everything_stored, make_world, seed
 
 ZOE_A = ("Zoe", "Nunez", "zoe.a@example.com")
 ZOE_B = ("Zoë", "Núñez", "zn.b@example.com")
@@ -21,19 +21,9 @@ A_WORDS = ("Zoe Nunez", "zoe.a@example.com", "zoe.a")
 @pytest.fixture
 def pair(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Lead A, then lead B whose intake check named A (B's name is A's, accented)."""
-    ids = seed(db_url, tmp_path, ZOE_A, ("Paul", "Smith", "paul@example.com"), ZOE_B)
-    env = {
-        "LEADS_DATABASE_URL": db_url,
-        "LEADS_MAIL_DIR": str(tmp_path / "mail"),
-        "LEADCTL_ACTOR": ADMIN,
-        "COLUMNS": "200",
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-    from leadctl.settings import Settings
-
-    settings = Settings.from_env({}, database_url=db_url, mail_dir=str(tmp_path / "mail"))
-    yield World(ClosingCli(monkeypatch, env), db_url, settings, ids)
-    close()
+    yield from make_world(
+        db_url, tmp_path, monkeypatch, ZOE_A, ("Paul", "Smith", "paul@example.com"), ZOE_B
+    )
 
 
 def a_leaks(text: str) -> list[str]:
@@ -174,21 +164,21 @@ def test_two_erasures_named_by_one_later_lead_keep_each_other_out(
     assert note.body_text.count("[erased]: lead") == 2 and "Zoe Núñez" in note.body_text
 
 
+@pytest.fixture
+def namesakes(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """Ann Lee, then Mary-Ann Lee (jo.ann@example.com), whose intake check named Ann."""
+    people = (("Ann", "Lee", "ann@example.com"), ("Mary-Ann", "Lee", "jo.ann@example.com"))
+    yield from make_world(db_url, tmp_path, monkeypatch, *people)
+
+
 def test_erasing_a_name_held_inside_a_later_leads_own_keeps_that_one_whole(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    namesakes: World,
 ) -> None:
     """ "Ann Lee" is inside "Mary-Ann Lee", and ann@example.com inside jo.ann@example.com: erasing
     Ann takes her out of Mary-Ann's notification without cutting Mary-Ann's name or address."""
-    ids = seed(
-        db_url,
-        tmp_path,
-        ("Ann", "Lee", "ann@example.com"),
-        ("Mary-Ann", "Lee", "jo.ann@example.com"),
-    )
-    env = {"LEADS_DATABASE_URL": db_url, "LEADS_MAIL_DIR": str(tmp_path / "mail")}
-    cli = ClosingCli(monkeypatch, {**env, "LEADCTL_ACTOR": ADMIN})
+    ids, cli = namesakes.ids, namesakes.cli
     assert cli("erase", str(ids["ann@example.com"]), "--reason", "asked", "--yes").code == 0
-    db.bind(db_url)
+    db.bind(namesakes.url)
     note = OutboxMessage.get(
         (OutboxMessage.lead == ids["jo.ann@example.com"])
         & (OutboxMessage.purpose == "notification")
@@ -197,7 +187,6 @@ def test_erasing_a_name_held_inside_a_later_leads_own_keeps_that_one_whole(
     for body in (note.body_text, note.body_html):
         assert "Mary-Ann Lee" in body and "jo.ann@example.com" in body
         assert "[erased]: lead" in body  # the hit on Ann, taken out
-    close()
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,13 @@ def seed(url: str, tmp_path: Path, *people: tuple[str, str, str]) -> dict[str, i
 
 @pytest.fixture
 def world(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    people = [ZOE, ("Paul", "Smith", "paul@example.com")]
+    yield from make_world(db_url, tmp_path, monkeypatch, ZOE, ("Paul", "Smith", "paul@example.com"))
+
+
+def make_world(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *people: tuple[str, str, str]
+) -> Iterator[World]:
+    """`people` submitted (first name, last name, email), and the CLI acting as the admin."""
     ids = seed(db_url, tmp_path, *people)
     env = {
         "LEADS_DATABASE_URL": db_url,
