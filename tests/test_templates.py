@@ -283,3 +283,27 @@ def test_a_templates_folder_that_is_not_there_is_a_problem_not_silence(tmp_path:
     ]
     with pytest.raises(TemplateError, match="is not a folder"):
         create_app(settings)
+
+
+def test_one_signature_signs_every_email_to_the_firm(tmp_path: Path) -> None:
+    """The layout's `signature` block: a firm that overrides it signs the reminder, the
+    escalation, the reassignment and the digest at once; the prospect's confirmation keeps its
+    own closing and the notification none."""
+    layout = (
+        '<html><body>{% block body %}{% endblock %}{% block signature %}<p class="sig">'
+        "{{ firm_name }}: intake desk</p>{% endblock %}</body></html>"
+    )
+    settings = _settings(tmp_path, {"partials/email_layout.html": layout}, firm_name="Lee & Roe")
+    signed = {}
+    for stem in ("reminder", "escalation", "reassigned", "quarantine_digest", "confirmation"):
+        (message,) = template_check._samples(stem)
+        signed[stem] = '<p class="sig">Lee &amp; Roe: intake desk</p>' in message(settings).html  # type: ignore[attr-defined]
+    notifications = [make(settings).html for make in template_check._samples("notification")]  # type: ignore[attr-defined]
+    assert signed == {
+        "reminder": True,
+        "escalation": True,
+        "reassigned": True,
+        "quarantine_digest": True,
+        "confirmation": False,
+    }
+    assert not any('class="sig"' in html for html in notifications)
