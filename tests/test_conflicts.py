@@ -40,20 +40,10 @@ def add_lead(first: str, last: str, email: str, *, quarantined: bool = False) ->
 
 
 def erase(lead_id: int) -> None:
-    """What erasure leaves (see the shared contract): no name, no email, the keyed hashes."""
-    lead = Lead.get_by_id(lead_id)
-    Lead.update(
-        first_name="",
-        last_name="",
-        email="",
-        email_key="",
-        name_key="",
-        search_key="",
-        erased_at=utcnow(),
-        erased_name_hash=keyed_hash(lead.name_key),
-        erased_email_hash=keyed_hash(lead.email_key),
-    ).where(Lead.id == lead_id).execute()
-    NameToken.delete().where(NameToken.lead == lead_id).execute()
+    """The lead erased as `leadctl erase` does it: a tombstone with the keyed hashes."""
+    from leadctl.erasure import erase_ids
+
+    assert erase_ids([lead_id], "ann@firm.example", "asked").changed
 
 
 def add_parties(text: str) -> dict[str, Any]:
