@@ -13,13 +13,14 @@ from typing import IO, BinaryIO
 
 from leadctl.errors import LeadctlError
 from leadctl.private import private_folder
-from leadctl.resumes import fit_filename
 
 VIEWER_WAIT = 5.0  # seconds xdg-open is given to say it found no viewer
 
 
 def private_copy(filename: str, data: bytes) -> Path:
     """A private copy for the viewer: 0600 in a fresh 0700 directory, unreadable to others."""
+    from leadctl.resumes import fit_filename  # `open` only: off the start-up of `list`
+
     path = Path(tempfile.mkdtemp(prefix="leadctl-")) / fit_filename(filename)
     write_private(path, data)
     return path
@@ -28,6 +29,8 @@ def private_copy(filename: str, data: bytes) -> Path:
 def save_path(save: str, filename: str) -> Path:
     """Where `--save` writes: into a folder (one that exists, or a path ending in `/`, made 0700
     with its missing parents), else to the file named."""
+    from leadctl.resumes import fit_filename  # `open` only: off the start-up of `list`
+
     target = Path(save)
     if save.endswith(("/", os.sep)) or target.is_dir():
         try:
