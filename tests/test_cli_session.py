@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,6 @@ def test_a_keyring_that_never_answers_is_given_up_once_and_not_waited_for_again(
     cli: Any, server: str, seeded: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
-    import time
 
     import keyring
 
@@ -233,13 +233,17 @@ def test_a_keyring_that_never_answers_is_given_up_once_and_not_waited_for_again(
             "check that it is running and unlocked, or set LEADCTL_TOKEN\n"
         )
         second = cli("whoami", env=env)  # fails at once, leaving no second thread behind
-        assert second.code == 1 and "has not answered for 0 s" in second.stderr
-        assert [t.name for t in threading.enumerate()].count("keyring") == 1
+        assert second.code == 1
+        # How long it has waited depends on how busy the machine is: only the form is promised.
+        assert re.fullmatch(
+            f"leadctl: error: no token for {re.escape(server)}: the OS keyring has not answered "
+            r"for \d+ s; check that it is running and unlocked, or set LEADCTL_TOKEN\n",
+            second.stderr,
+        )
+        (waiting,) = [t for t in threading.enumerate() if t.name == "keyring"]
         stuck.release.set()
-        deadline = time.monotonic() + 10
-        while any(t.name == "keyring" for t in threading.enumerate()):
-            assert time.monotonic() < deadline, "the released keyring call never ended"
-            time.sleep(0.01)
+        waiting.join(10)
+        assert not waiting.is_alive(), "the released keyring call never ended"
         after = cli("whoami", env=env)  # answered again: nothing stored, so not logged in
         assert after.code == 4 and "not logged in" in after.stderr
     finally:
