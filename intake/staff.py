@@ -169,7 +169,9 @@ def show_lead(request: Request, lead_id: LeadId) -> dict[str, Any]:
     # A quarantined lead is hidden by id exactly as in lists: only admins see suspected spam.
     lead = leads.find(lead_id, include_quarantined=_me(request).role == "admin")
     _log_reference(request, lead.reference)
-    return leads.detail_dict(_readable(request, lead))
+    scope = _intake(request).settings.attorney_scope
+    visible_to = permissions.reads_only(_caller(request), scope)
+    return leads.detail_dict(_readable(request, lead), visible_to=visible_to)
 
 
 def content_disposition(filename: str) -> str:

@@ -102,6 +102,15 @@ def withhold(hits: list[dict[str, Any]], visible_to: int | None) -> list[dict[st
     return shown
 
 
+def withhold_event(details: Any, visible_to: int | None) -> Any:
+    """A `conflicts_found` event's details, its hits withheld from `visible_to` as `withhold`
+    withholds them: the one rule for `show`, `history` and the attorney's notification."""
+    hits = details.get("hits") if isinstance(details, dict) else None
+    if visible_to is None or not isinstance(hits, list):
+        return details
+    return {**details, "hits": withhold(hits, visible_to)}
+
+
 def describe(found: dict[str, Any]) -> str:
     """One line for people: `party "Acme Holdings" (adverse, matter M-12) 0.67 by name`."""
     if found["source"] == "erased":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from leadctl.conflict_hits import withhold_event
 from leadctl.events import KINDS
 from leadctl.models import Event, Lead
 from leadctl.timeutil import iso
@@ -83,6 +84,8 @@ def events(q: HistoryQuery) -> Iterator[dict[str, Any]]:
         query = query.limit(q.limit)
     rows: Any = query.tuples()
     for event_id, lead_id, reference, at, actor, kind, details in rows:
+        if kind == "conflicts_found":
+            details = withhold_event(details, q.visible_to)  # as `show` shows them
         yield {
             "id": event_id,
             "lead_id": lead_id,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from peewee import JOIN, OP, Expression, Field, fn
 
 from leadctl import events
+from leadctl.conflict_hits import withhold_event
 from leadctl.db import is_sqlite
 from leadctl.errors import Conflict, InvalidInput, NotFound
 from leadctl.models import Attorney, Event, Lead, LeadSearch, Resume, email_key
@@ -91,9 +92,12 @@ def lead_dict(lead: Lead) -> dict[str, Any]:
 EARLIER_SHOWN = 50  # a person's earlier leads `show` lists (the most recent ones)
 
 
-def detail_dict(lead: Lead) -> dict[str, Any]:
+def detail_dict(lead: Lead, visible_to: int | None = None) -> dict[str, Any]:
     """The lead with its resume metadata (never the bytes) or link, consent, earlier leads of
     the same person, the conflicts found at intake, the erasure, and its history, oldest first.
+
+    `visible_to` is the reader's `permissions.reads_only`: a conflict hit on a lead they may not
+    read says only whose it is (`conflict_hits.withhold`), as `leadctl conflicts` does.
     """
     resume = (
         Resume.select(Resume.filename, Resume.content_type, Resume.size, Resume.sha256)
@@ -116,12 +120,20 @@ def detail_dict(lead: Lead) -> dict[str, Any]:
     data["consent_at"] = iso(lead.consent_at)
     data["disclaimer_version"] = lead.disclaimer_version
     data["events"] = [
-        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "details": e.details} for e in history
+        {
+            "at": iso(e.at),
+            "actor": e.actor,
+            "kind": e.kind,
+            "details": withhold_event(e.details, visible_to)
+            if e.kind == "conflicts_found"
+            else e.details,
+        }
+        for e in history
     ]
     data["earlier_leads"] = earlier_leads(lead)
     # What the conflict check found when the lead came in: the latest check's hits.
-    found = [e for e in history if e.kind == "conflicts_found"]
-    hits = found[-1].details.get("hits") if found and isinstance(found[-1].details, dict) else []
+    found = [e["details"] for e in data["events"] if e["kind"] == "conflicts_found"]
+    hits = found[-1].get("hits") if found and isinstance(found[-1], dict) else []
     data["conflicts"] = hits if isinstance(hits, list) else []
     data["quarantined"] = bool(lead.quarantined)
     data["quarantine_reason"] = lead.quarantine_reason

@@ -136,6 +136,8 @@ def _notification(settings: Settings, full: bool) -> object:
         {**hit, "source": "lead", "name": "Zoe Nunez", "date": "2024-01-02T03:04:05Z"},
         {**hit, "source": "party", "name": "Acme <Holdings>", "role": "adverse", "matter": "A v B"},
         {**hit, "source": "erased", "name": "", "matched": "email", "date": "2023-05-06T00:00:00Z"},
+        # Another attorney's lead under LEADS_ATTORNEY_SCOPE=own: only whose it is.
+        {**hit, "source": "lead", "name": "", "id": None, "reference": None, "owner": "bob@f.com"},
     ]
     for one in hits:
         one.setdefault("matched", "name")

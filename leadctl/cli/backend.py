@@ -107,13 +107,17 @@ class LocalBackend:
             pass
         return {"id": None, "name": self.actor, "email": self.actor, "role": None, "active": None}
 
-    def _scoped(self, query: LeadQuery) -> LeadQuery:
+    def _visible_to(self) -> int | None:
+        """The attorney whose leads (with the inbox's) alone the actor reads in full under
+        LEADS_ATTORNEY_SCOPE=own; None for every lead (without a look-up when the scope is all)."""
         if self.settings.attorney_scope != "own":
-            return query  # every attorney reads every lead: no look-up needed
+            return None
         from leadctl import permissions
 
-        only = permissions.reads_only(self.caller, self.settings.attorney_scope)
-        return dataclasses.replace(query, visible_to=only)
+        return permissions.reads_only(self.caller, self.settings.attorney_scope)
+
+    def _scoped(self, query: LeadQuery) -> LeadQuery:
+        return dataclasses.replace(query, visible_to=self._visible_to())
 
     def _readable(self, ident: str, *, include_quarantined: bool = False) -> Any:
         from leadctl import leads, permissions
@@ -145,7 +149,8 @@ class LocalBackend:
     def show(self, ident: str) -> dict[str, Any]:
         from leadctl import leads
 
-        return leads.detail_dict(self._readable(ident, include_quarantined=True))
+        lead = self._readable(ident, include_quarantined=True)
+        return leads.detail_dict(lead, visible_to=self._visible_to())
 
     def resume(self, ident: str) -> ResumeFile:
         from leadctl import leads
@@ -178,13 +183,11 @@ class LocalBackend:
     def conflicts(self, names: list[str], lead: str | None, limit: int) -> dict[str, Any]:
         """As the server checks: every lead, but under LEADS_ATTORNEY_SCOPE=own a hit on a lead
         the actor may not read says only whose it is, and `lead` must be one they may read."""
-        from leadctl import conflicts, permissions
+        from leadctl import conflicts
 
-        scope = self.settings.attorney_scope
-        visible_to = permissions.reads_only(self.caller, scope) if scope == "own" else None
         lead_id = self._readable(lead, include_quarantined=True).id if lead is not None else None
-        report = conflicts.search(names, lead_id=lead_id, limit=limit, visible_to=visible_to)
-        return report.as_dict()
+        only = self._visible_to()
+        return conflicts.search(names, lead_id=lead_id, limit=limit, visible_to=only).as_dict()
 
     def close(self) -> None:
         pass

@@ -112,6 +112,8 @@ def _hit(h: Any) -> str:
     if h.get("source") == "party":
         extra = "  ".join(str(h[k]) for k in ("role", "matter") if h.get(k))
         return f"party {h.get('id')}  {h.get('name')}  {extra}  ({how})".replace("    ", "  ")
+    if h.get("id") is None:  # another attorney's, withheld (LEADS_ATTORNEY_SCOPE=own)
+        return f"a lead of {h.get('owner')} of {h.get('date')} ({how})"
     ref = f"  {h['reference']}" if h.get("reference") else ""
     return f"lead {h.get('id')}{ref}  {h.get('name')}  {h.get('date')}  ({how})"
 
