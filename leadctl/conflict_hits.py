@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from leadctl import permissions
 from leadctl.models import Attorney, Lead
 from leadctl.timeutil import iso
 
@@ -109,6 +110,17 @@ def withhold_event(details: Any, visible_to: int | None) -> Any:
     if visible_to is None or not isinstance(hits, list):
         return details
     return {**details, "hits": withhold(hits, visible_to)}
+
+
+def told_to(
+    attorney: Attorney | None, hits: list[dict[str, Any]], scope: str
+) -> list[dict[str, Any]]:
+    """The hits as the notification tells them to `attorney`: as their `show` shows them. The
+    intake inbox (None) is told every hit, as an admin is."""
+    if not hits or attorney is None or scope != "own":
+        return hits
+    reader = permissions.of_attorney(Attorney.get_by_id(attorney.id))  # with the role to judge
+    return withhold(hits, permissions.reads_only(reader, scope))
 
 
 def describe(found: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from leadctl import events, fastpath
 from leadctl.assignment import choose_attorney
+from leadctl.conflict_hits import told_to
 from leadctl.errors import Conflict, LeadctlError
 from leadctl.leads import find, fold, lead_dict
 from leadctl.models import (
@@ -279,7 +280,7 @@ def _notify(
         attorney=(attorney.name, attorney.email) if attorney else None,
         consent=consent,  # type: ignore[arg-type]
         earlier=earlier,
-        conflicts=_as_read_by(attorney, hits, settings),
+        conflicts=told_to(attorney, hits, settings.attorney_scope),
         settings=settings,
     )
     rows.append(
@@ -287,21 +288,6 @@ def _notify(
     )
     fastpath.insert_rows(OutboxMessage, rows)
     return history
-
-
-def _as_read_by(
-    attorney: Attorney | None, hits: list[dict[str, Any]], settings: Settings
-) -> list[dict[str, Any]]:
-    """The hits as `leadctl show` shows them to the notified attorney: under
-    LEADS_ATTORNEY_SCOPE=own one on another attorney's lead says only whose it is. The intake
-    inbox (no attorney) is told everything, as an admin is."""
-    if not hits or attorney is None or settings.attorney_scope != "own":
-        return hits
-    from leadctl import permissions
-    from leadctl.conflict_hits import withhold
-
-    reader = permissions.of_attorney(Attorney.get_by_id(attorney.id))  # with the role to judge
-    return withhold(hits, permissions.reads_only(reader, settings.attorney_scope))
 
 
 def check_conflicts(
