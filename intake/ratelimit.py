@@ -3,7 +3,8 @@ process (SQLite), in the database for several servers on one PostgreSQL.
 
 Only accepted submissions count: a refused one (422, 413, 415) costs nothing, so a person
 correcting a typo is never locked out. On PostgreSQL the log is shared (leadctl.fastpath),
-so N servers behind a load balancer allow the limit once, not N times.
+so N servers behind a load balancer allow the limit once, not N times. A client is counted by
+`client_key`: an IPv6 client by its /64.
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ from litestar.types import Scope
 from leadctl import fastpath
 from leadctl.settings import Network
 
+# Any IPv6 host may take any address of its /64 (SLAAC privacy addresses do so on their own):
+# counted address by address, one host had 2^64 allowances.
+IPV6_PREFIX = 64
+
+
+def client_key(address: str) -> str:
+    """What the limit counts for `address`: an IPv4 address in its one spelling, an IPv6 one as
+    its /64 (an IPv4-mapped one as the IPv4 address), anything else (no address) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip), IPV6_PREFIX), strict=False))
+    return str(ip)
+
 
 class RateLimiter:
     """A sliding log per client: at most `limit` accepted submissions in any `period` seconds."""
@@ -33,6 +52,7 @@ class RateLimiter:
     def retry_after(self, client: str, now: float | None = None) -> int | None:
         """Seconds until `client` may submit again, or None if it may now."""
         now = time.monotonic() if now is None else now
+        client = client_key(client)
         with self._lock:
             hits = self._hits.get(client)
             if hits is None:
@@ -45,6 +65,7 @@ class RateLimiter:
 
     def record(self, client: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        client = client_key(client)
         with self._lock:
             hits = self._hits.pop(client, None) or deque()
             hits.append(now)
@@ -64,10 +85,10 @@ class SharedRateLimiter:
         self.period = period
 
     def retry_after(self, client: str) -> int | None:
-        return fastpath.rate_limit_wait(client, self.limit, self.period)
+        return fastpath.rate_limit_wait(client_key(client), self.limit, self.period)
 
     def record(self, client: str) -> None:
-        fastpath.record_rate_hit(client, self.period)
+        fastpath.record_rate_hit(client_key(client), self.period)
 
 
 def client_address(scope: Scope, trusted: list[Network]) -> str:

@@ -8,16 +8,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
 from intake import create_app
-from intake.ratelimit import RateLimiter, client_address
+from intake.ratelimit import RateLimiter, client_address, client_key
 from leadctl import attorneys, submissions
 from leadctl.models import Event, IdempotencyKey, Lead, OutboxMessage
 from leadctl.settings import Settings, parse_proxies, parse_rate
 from tests import samples
-from tests.conftest import submit
+from tests.conftest import serve_in_thread, submit
 
 
 def _client(settings: Settings) -> Any:
@@ -81,6 +82,35 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
     assert client_address(spoofed, parse_proxies("10.0.0.0/8")) == "10.0.0.5"
     with pytest.raises(ValueError, match="LEADS_TRUSTED_PROXIES"):
         parse_proxies("not-an-ip")
+
+
+def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
+    same = ["2001:db8:1:2::1", "2001:0db8:1:2:0:0:0:1", "2001:db8:1:2:0::a1", "2001:db8:1:2:ff::"]
+    assert {client_key(a) for a in same} == {"2001:db8:1:2::/64"}
+    assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert client_key("fe80::1%eth0") == "fe80::/64"
+    assert client_key("::ffff:203.0.113.7") == client_key("203.0.113.7") == "203.0.113.7"
+    assert client_key("unknown") == "unknown"  # no address: as it is
+
+
+def test_an_ipv6_client_gets_one_allowance_for_its_whole_64(settings: Settings) -> None:
+    """The outsider's finding: every address of a /64 (or another spelling of one address) was
+    a fresh allowance. Through a real server behind a trusted proxy."""
+    s = settings.replace(rate_limit="2/minute", trusted_proxies="127.0.0.1/32")
+
+    def as_(address: str, n: int) -> int:
+        headers = {"X-Forwarded-For": address}
+        return int(submit(c, email=f"p{n}@example.com", headers=headers).status_code)
+
+    with serve_in_thread(s) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+        assert [as_("2001:db8:1:2::1", 0), as_("2001:db8:1:2::a1", 1)] == [201, 201]
+        for n, other in enumerate(
+            ["2001:db8:1:2::a2", "2001:0db8:1:2:0:0:0:1", "2001:db8:1:2:ffff::"]
+        ):
+            assert as_(other, 2 + n) == 429, other
+        assert as_("2001:db8:1:3::1", 9) == 201  # the next /64 is another client
+        assert as_("::ffff:203.0.113.7", 10) == as_("203.0.113.7", 11) == 201
+        assert as_("203.0.113.7", 12) == 429  # the mapped spelling counted as the same client
 
 
 # -- honeypot, form timing, quarantine ------------------------------------------------------------

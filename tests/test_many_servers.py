@@ -178,6 +178,18 @@ def test_a_trusted_proxys_forwarded_client_of_any_text_is_limited_not_an_error(
     assert pair.query("SELECT COUNT(*), MAX(LENGTH(client)) FROM rate_limit_hit") == [(2, 64)]
 
 
+def test_an_ipv6_64_is_one_client_across_both_servers(start_pair: Callable[..., Pair]) -> None:
+    pair = start_pair(
+        adjust=lambda s: s.replace(rate_limit="1/minute", trusted_proxies="127.0.0.1/32")
+    )
+    with client(pair.a) as a, client(pair.b) as b:
+        one = {"X-Forwarded-For": "2001:db8:1:2::1"}
+        assert submit(a, email="one@example.com", headers=one).status_code == 201
+        neighbour = {"X-Forwarded-For": "2001:db8:1:2:0:0:0:a1"}
+        assert submit(b, email="two@example.com", headers=neighbour).status_code == 429
+    assert pair.query("SELECT COUNT(DISTINCT client) FROM rate_limit_hit") == [(1,)]
+
+
 # -- idempotency keys and double clicks -----------------------------------------------------------
 
 
