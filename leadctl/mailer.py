@@ -45,6 +45,28 @@ def transport_address(address: str) -> tuple[str, bool]:
     return f"{checked.local_part}@{checked.ascii_domain}", True
 
 
+GMAIL = ("gmail.com", "googlemail.com")  # Gmail ignores dots in the local part
+
+
+def mailbox_key(email: str) -> str:
+    """The mailbox an address reaches, however it is spelt: the local part lowercased and without
+    its `+tag`, the domain lowercased in IDNA form (`Jane+x@Exämple.com` becomes
+    `jane@xn--exmple-cua.com`); Gmail's dots dropped and googlemail.com read as gmail.com.
+
+    Only for counting (the confirmation cap): two keys that merge distinct mailboxes would merely
+    send one confirmation fewer.
+    """
+    try:
+        address, _ = transport_address(email)
+    except DeliveryError:  # not an address we could send to: count it as spelt
+        address = email
+    local, _, domain = address.rpartition("@")
+    local, domain = local.partition("+")[0].lower(), domain.lower()
+    if domain in GMAIL:  # one mailbox, however many dots: `j.a.n.e@` is `jane@`
+        local, domain = local.replace(".", ""), GMAIL[0]
+    return f"{local}@{domain}"
+
+
 class InvalidMessage(DeliveryError, ValueError):
     """A message that must not be sent as it stands (a header that would break out of its line,
     an address that is not one plain local@domain); a ValueError as the `email` package's were."""

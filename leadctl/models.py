@@ -260,7 +260,7 @@ class OutboxMessage(BaseModel):
     message_id = CharField(max_length=255, unique=True)
     recipient = CharField(max_length=320)
     # A confirmation's mailbox, however spelt (`Jane+x@Example.com` → `jane@example.com`):
-    # what the one-per-hour cap counts. See submissions.mailbox_key.
+    # what the one-per-hour cap counts. See mailer.mailbox_key.
     mailbox = CharField(max_length=400, null=True)
     subject = TextField()
     body_text = TextField()

@@ -77,8 +77,9 @@ def _v4_confirmation_mailbox(db: Database) -> None:
     from peewee import CharField
     from playhouse.migrate import SchemaMigrator, migrate
 
+    from leadctl.mailer import mailbox_key
     from leadctl.models import OutboxMessage
-    from leadctl.submissions import CONFIRMATION_WINDOW, mailbox_key
+    from leadctl.submissions import CONFIRMATION_WINDOW
     from leadctl.timeutil import utcnow
 
     migrator = SchemaMigrator.from_database(db)

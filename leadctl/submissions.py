@@ -223,6 +223,7 @@ def _notify(
     events to record with the caller's own (the assignment, the conflicts found, a skipped
     confirmation)."""
     from leadctl import messages, outbox  # the mail machinery stays off the CLI's start-up path
+    from leadctl.mailer import mailbox_key
 
     history = [
         Event.row(
@@ -299,24 +300,6 @@ def check_conflicts(
     from leadctl import conflicts
 
     return conflicts.at_intake(first_name, last_name, email, lead_id)
-
-
-def mailbox_key(email: str) -> str:
-    """The mailbox an address reaches, however it is spelt: the local part lowercased and without
-    its `+tag`, the domain lowercased in IDNA form (`Jane+x@Exämple.com` becomes
-    `jane@xn--exmple-cua.com`).
-
-    Only for counting (the confirmation cap): two keys that merge distinct mailboxes would merely
-    send one confirmation fewer.
-    """
-    from leadctl.mailer import DeliveryError, transport_address
-
-    try:
-        address, _ = transport_address(email)
-    except DeliveryError:  # not an address we could send to: count it as spelt
-        address = email
-    local, _, domain = address.rpartition("@")
-    return f"{local.partition('+')[0].lower()}@{domain.lower()}"
 
 
 def _confirmation_cap(mailbox: str, settings: Settings, now: datetime) -> str | None:

@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 
 from leadctl import outbox, submissions
-from leadctl.mailer import DeliveryError, FileSender, SmtpSender, build_message, make_sender
+from leadctl.mailer import (
+    DeliveryError,
+    FileSender,
+    SmtpSender,
+    build_message,
+    mailbox_key,
+    make_sender,
+)
 from leadctl.messages import Composed, new_message_id
 from leadctl.models import Event, OutboxMessage
 from leadctl.resumes import check_resume
@@ -312,8 +319,16 @@ def test_the_cap_counts_a_mailbox_not_a_spelling(core: Settings) -> None:
 
 
 def test_mailbox_keys() -> None:
-    key = submissions.mailbox_key
+    key = mailbox_key
     assert key("Jane+a+b@Example.COM") == "jane@example.com"
+    gmail = (
+        "victim@gmail.com",
+        "v.ictim@gmail.com",
+        "Vi.Ctim+x@GoogleMail.com",
+        "victim@googlemail.com",
+    )
+    assert {key(a) for a in gmail} == {"victim@gmail.com"}
+    assert key("v.ictim@example.com") == "v.ictim@example.com"  # other providers keep their dots
     assert key("Zoë+news@Exämple.com") == "zoë@xn--exmple-cua.com"
     assert key("+only-tag@example.com") == "@example.com"
     assert key("not an address") == "@not an address"  # never raises: it only counts
