@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from intake.errors import documented
 from intake.submission import Intake
-from leadctl import attorneys, leads, permissions, stats
+from leadctl import attorneys, lead_detail, leads, permissions, stats
 from leadctl.errors import AuthError, Forbidden, InvalidInput
 from leadctl.models import Attorney
 from leadctl.states import Action, parse_state
@@ -171,7 +171,7 @@ def show_lead(request: Request, lead_id: LeadId) -> dict[str, Any]:
     _log_reference(request, lead.reference)
     scope = _intake(request).settings.attorney_scope
     visible_to = permissions.reads_only(_caller(request), scope)
-    return leads.detail_dict(_readable(request, lead), visible_to=visible_to)
+    return lead_detail.detail_dict(_readable(request, lead), visible_to=visible_to)
 
 
 def content_disposition(filename: str) -> str:

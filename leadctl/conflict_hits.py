@@ -87,20 +87,30 @@ def withhold(hits: list[dict[str, Any]], visible_to: int | None) -> list[dict[st
     are the same on every row of a CSV."""
     if visible_to is None:
         return hits
-    ids = [h["id"] for h in hits if h["source"] == "lead"]
-    query = Lead.select(Lead.id, Lead.attorney).where(Lead.id.in_(ids))
-    owners: dict[int, int | None] = dict(query.tuples()) if ids else {}  # type: ignore[arg-type]
-    known = {a for a in owners.values() if a is not None}
-    emails = Attorney.select(Attorney.id, Attorney.email).where(Attorney.id.in_(known))
-    email_of: dict[int, str] = dict(emails.tuples()) if known else {}  # type: ignore[arg-type]
+    owners = lead_owners([h["id"] for h in hits if h["source"] == "lead"])
     shown = []
     for found in hits:
-        attorney = owners.get(found["id"]) if found["source"] == "lead" else None
-        found = {**found, "owner": email_of.get(attorney) if attorney is not None else None}
+        attorney, owner = owners.get(found["id"], NOBODY) if found["source"] == "lead" else NOBODY
+        found = {**found, "owner": owner}
         if attorney is not None and attorney != visible_to:
             found.update(id=None, name="", reference=None)
         shown.append(found)
     return shown
+
+
+NOBODY: tuple[int | None, str | None] = (None, None)  # the intake inbox's, a party, a tombstone
+
+
+def lead_owners(ids: list[int]) -> dict[int, tuple[int | None, str | None]]:
+    """Each lead's attorney: (id, email), or NOBODY while it sits in the intake inbox."""
+    if not ids:
+        return {}
+    query = Lead.select(Lead.id, Lead.attorney).where(Lead.id.in_(ids))
+    owners: dict[int, int | None] = dict(query.tuples())  # type: ignore[arg-type]
+    known = {a for a in owners.values() if a is not None}
+    emails = Attorney.select(Attorney.id, Attorney.email).where(Attorney.id.in_(known))
+    email_of: dict[int, str] = dict(emails.tuples()) if known else {}  # type: ignore[arg-type]
+    return {i: (a, email_of.get(a)) if a is not None else NOBODY for i, a in owners.items()}
 
 
 def withhold_event(details: Any, visible_to: int | None) -> Any:

@@ -1,7 +1,8 @@
 """What the intake conflict check tells an attorney under LEADS_ATTORNEY_SCOPE=own: `show`,
 `history` and the attorney's notification withhold another attorney's lead exactly as
 `leadctl conflicts` does (a hit says whose lead it is, when it came and its score), while the
-check itself stays firm-wide and an admin sees every hit whole."""
+check itself stays firm-wide and an admin sees every hit whole. A returning prospect's earlier
+lead of another attorney is withheld from `show` the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from leadctl import db, submissions
+from leadctl.leads import assign
 from leadctl.models import Lead, OutboxMessage, database
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
@@ -33,7 +35,9 @@ def _submit(cli_env: dict[str, str], first: str, last: str, email: str) -> Lead:
     )
     db.bind(s.database_url)
     try:
-        resume = check_resume("cv.pdf", samples.pdf(3000), s.max_resume_bytes)
+        # Another resume than the seeded leads': the same person's same file again would be
+        # a double click, answered with the lead already made.
+        resume = check_resume("cv.pdf", samples.pdf(4000), s.max_resume_bytes)
         lead = submissions.submit(check_prospect(first, last, email), resume, s).lead
         return Lead.select(Lead, Lead.attorney).where(Lead.id == lead.id).get()
     finally:
@@ -49,12 +53,27 @@ def namesake(seeded: list[Any], cli_env: dict[str, str]) -> Lead:
     return lead
 
 
+@pytest.fixture
+def returning(seeded: list[Any], cli_env: dict[str, str], namesake: Lead) -> Lead:
+    """Zoë again, under another spelling of her address: Ann's as a returning prospect, then
+    moved to Bob by Ann (an admin)."""
+    lead = _submit(cli_env, "Zoë", "Ñúñez", "ZOE@example.com")
+    assert lead.attorney.email == ANN
+    db.bind(cli_env["LEADS_DATABASE_URL"])
+    try:
+        assign(lead.id, BOB, ANN)
+    finally:
+        database.obj.close()
+    return lead
+
+
 @pytest.fixture(params=["local", "remote"])
 def own_scope_cli(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     cli_env: dict[str, str],
     namesake: Lead,
+    returning: Lead,
 ) -> Iterator[Any]:
     with cli_in_mode(request, monkeypatch, cli_env, attorney_scope="own") as cli:
         yield cli
@@ -82,6 +101,20 @@ def test_show_withholds_another_attorneys_lead_among_the_conflicts(
     # The admin reads it whole: the event keeps every hit.
     (full,) = cli("show", "--json", str(namesake.id)).json()["conflicts"]
     assert (full["id"], full["name"], full["reference"]) == (zoe.id, "Zoë Ñúñez", zoe.reference)
+
+
+def test_show_withholds_another_attorneys_earlier_lead_of_a_returning_prospect(
+    own_scope_cli: Any, returning: Lead, seeded: list[Any]
+) -> None:
+    cli, as_bob, zoe = own_scope_cli, own_scope_cli.acting_as(BOB), seeded[0]
+    (earlier,) = cli("show", "--json", str(returning.id), env=as_bob).json()["earlier_leads"]
+    assert (earlier["id"], earlier["reference"], earlier["owner"]) == (None, None, ANN)
+    assert earlier["state"] == "PENDING"
+    assert earlier["created_at"].startswith(zoe.created_at.date().isoformat())
+    on_terminal = cli("show", str(returning.id), env=as_bob, tty=True).stdout
+    assert f"an earlier lead of {ANN}" in on_terminal and zoe.reference not in on_terminal
+    (whole,) = cli("show", "--json", str(returning.id)).json()["earlier_leads"]
+    assert (whole["id"], whole["reference"]) == (zoe.id, zoe.reference)
 
 
 def test_history_withholds_it_too(

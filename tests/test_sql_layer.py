@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from leadctl import db, events, fastpath, leads, submissions
+from leadctl import db, events, fastpath, lead_detail, leads, submissions
 from leadctl.models import Event
 from leadctl.resumes import check_resume
 from leadctl.settings import Settings
@@ -66,7 +66,7 @@ def test_a_prospect_typing_placeholders_is_stored_as_typed(core: Settings) -> No
         check_resume("cv.pdf", samples.pdf(), core.max_resume_bytes),
         core,
     ).lead
-    stored = leads.detail_dict(leads.find(lead.id))
+    stored = lead_detail.detail_dict(leads.find(lead.id))
     assert (stored["first_name"], stored["last_name"]) == (first, last)
     assert [e["kind"] for e in stored["events"]] == ["submitted", "assigned"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from peewee import IntegrityError
 
-from leadctl import attorneys, db, leads, names, schema, submissions
+from leadctl import attorneys, db, lead_detail, leads, names, schema, submissions
 from leadctl.errors import InvalidTransition, NotFound
 from leadctl.models import Event, Lead, OutboxMessage, Resume, SchemaVersion
 from leadctl.resumes import check_resume
@@ -539,7 +539,7 @@ def test_taking_a_submission_reads_no_table_from_end_to_end(sqlite_core: Setting
     try:
         _submit(sqlite_core, "new@example.com")
         _submit(sqlite_core, "p1@example.com")  # a returning prospect
-        leads.detail_dict(leads.find(4))
+        lead_detail.detail_dict(leads.find(4))
     finally:
         conn.set_trace_callback(None)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]

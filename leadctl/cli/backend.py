@@ -147,10 +147,10 @@ class LocalBackend:
         return leads.count(self._scoped(query))
 
     def show(self, ident: str) -> dict[str, Any]:
-        from leadctl import leads
+        from leadctl import lead_detail
 
         lead = self._readable(ident, include_quarantined=True)
-        return leads.detail_dict(lead, visible_to=self._visible_to())
+        return lead_detail.detail_dict(lead, visible_to=self._visible_to())
 
     def resume(self, ident: str) -> ResumeFile:
         from leadctl import leads

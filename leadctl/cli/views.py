@@ -99,6 +99,8 @@ def _earlier(e: Any) -> str:
     if not isinstance(e, dict):
         return f"earlier lead {e}"  # an older server's plain id
     when, state = e.get("created_at"), e.get("state")
+    if e.get("id") is None:  # another attorney's, withheld (LEADS_ATTORNEY_SCOPE=own)
+        return f"an earlier lead of {e.get('owner')}  {when}  {state}"
     return f"earlier lead {e.get('id')}  {e.get('reference')}  {when}  {state}"
 
 
