@@ -22,7 +22,7 @@ from litestar.testing import TestClient
 
 from intake import create_app
 from leadctl import attorneys, db, submissions
-from leadctl.cli.output import csv_cell, json_text, visible
+from leadctl.cli.output import csv_cell, csv_row, json_text, visible
 from leadctl.models import Attorney, Event, Lead, NameToken, Party, Resume, database
 from leadctl.names import name_key
 from leadctl.resumes import check_resume
@@ -256,6 +256,16 @@ def test_csv_cells_that_would_start_a_formula_get_a_quote(
         assert cell.startswith("'") and cell[1:] in (first, visible(first)), cell
     assert rows["markup@example.com"]["first_name"] == MARKUP_FIRST  # nothing else changes
     assert rows["bold@example.com"]["first_name"] == BOLD
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [["José\u200d", "Émile"], ["x\u200c", "ÿ"], ["क्\u200dष", "Lee"], ["Ann", "\u200dÉ"]],
+)
+def test_each_csv_cell_is_judged_alone_as_the_table_judges_it(cells: list[str]) -> None:
+    """A joiner at a cell's end was judged beside the next cell's first letter: kept raw in CSV
+    while the table and the TSV showed it escaped."""
+    assert csv_row(cells) == [visible(c) for c in cells]
 
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])

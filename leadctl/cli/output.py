@@ -68,7 +68,9 @@ def csv_row(values: Iterable[Any]) -> list[str]:
     control characters are made visible as everywhere else."""
     cells = [v if type(v) is str else _plain(v) for v in values]
     # One search over the whole row: an export of a million clean rows stays near its old speed.
-    shown = [visible(c) for c in cells] if has_unsafe("".join(cells)) else cells
+    # Joined by a space, so a joiner at a cell's end is judged beside it, as `visible` judges it
+    # (joined by nothing, "José\u200d" + "Émile" read as a joiner between two letters).
+    shown = [visible(c) for c in cells] if has_unsafe(" ".join(cells)) else cells
     return [
         "'" + s if c.startswith(_FORMULA_START) else s for c, s in zip(cells, shown, strict=True)
     ]
