@@ -65,13 +65,15 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
         scope.append(Lead.created_at >= since)
     # One pass over an index counts by attorney and state, giving the totals by state, per
     # attorney, and how many durations each attorney has.
-    counts = {s.value: 0 for s in State}
+    counts = {s.value: 0 for s in State}  # the leads still held, by state
+    erased = 0
     totals: dict[int | None, dict[str, int]] = defaultdict(
         lambda: {"leads": 0, "pending": 0, "reached": 0}
     )
     timed = fn.COUNT(Lead.reached_out_seconds)
-    # An erased lead keeps its state and dates, so it counts in the figures, but it is nobody's
-    # work: it is in no attorney's pending count and never overdue.
+    # An erased lead keeps its state and dates, so it counts in the total and the timings, but
+    # it is nobody's work: it is counted apart from the states, in no pending count, never
+    # overdue.
     live = fn.COUNT(Lead.id).filter(Lead.erased_at.is_null())
     grouped = (
         Lead.select(Lead.attorney, Lead.state, fn.COUNT(SQL("*")), timed, live)
@@ -81,7 +83,8 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     )
     rows: list[tuple[int | None, str, int, int, int]] = list(grouped)  # type: ignore[arg-type]
     for attorney_id, state, n, with_duration, not_erased in rows:
-        counts[state] = counts.get(state, 0) + n
+        counts[state] = counts.get(state, 0) + not_erased
+        erased += n - not_erased
         entry = totals[attorney_id]
         entry["leads"] += n
         entry["pending"] += not_erased if state == State.PENDING else 0
@@ -115,8 +118,9 @@ def compute(since: datetime | None = None, now: datetime | None = None) -> dict[
     )
     return {
         "since": iso(since),
-        "total": sum(counts.values()),
+        "total": sum(counts.values()) + erased,
         "by_state": counts,
+        "erased": erased,
         "overdue_24h": overdue,
         "reminded": reminded,
         "escalated": escalated,

@@ -362,7 +362,7 @@ def test_an_erased_lead_leaves_the_queues_but_not_the_figures(
     lead_cli: Any, seeded: list[Any]
 ) -> None:
     """Erased, a pending lead takes no changes: no pending or overdue list, count or batch
-    holds it, while the totals (its state and dates stay) still count it."""
+    holds it, while the total (its state and dates stay) still counts it, apart."""
     from datetime import timedelta
 
     from leadctl.models import Lead, Resume, database
@@ -383,7 +383,9 @@ def test_an_erased_lead_leaves_the_queues_but_not_the_figures(
     everything = lead_cli("list").stdout.splitlines()
     assert f"{gone}\t{seeded[1].reference}\t(erased)\t\tPENDING" in "\n".join(everything)
     figures = lead_cli("stats", "--json").json()
-    assert (figures["total"], figures["by_state"]["PENDING"]) == (3, 3)
+    assert (figures["total"], figures["by_state"]["PENDING"], figures["erased"]) == (3, 2, 1)
+    shown = lead_cli("stats").stdout
+    assert "  PENDING         2\n" in shown and "  (erased)        1\n" in shown
     assert figures["overdue_24h"] == 2
     assert sum(row["pending"] for row in figures["per_attorney"]) == 2
     batch = lead_cli("list", "--overdue", "24h", "--ndjson").stdout

@@ -174,6 +174,7 @@ def render_stats(s: dict[str, Any]) -> str:
     lines = [
         f"Leads:            {s['total']:,}" + (f" since {s['since']}" if s["since"] else ""),
         *(f"  {state:<16}{n:,}" for state, n in s["by_state"].items()),
+        *([f"  {'(erased)':<16}{s['erased']:,}"] if s.get("erased") else []),
         f"Overdue (>24h):   {s['overdue_24h']:,}",
         f"Reminded:         {s['reminded']:,}   escalated: {s['escalated']:,}",
         f"First contact:    median {_duration(fc['median_seconds'])}, "
