@@ -104,6 +104,7 @@ def test_an_erased_lead_is_reported_without_data(ccli: tuple[Cli, Seed]) -> None
     assert result.code == 0
     fields = result.stdout.rstrip("\n").split("\t")
     assert fields[:4] == ["1.00", "erased", str(made.leads["gone"]), ""]
+    assert len(fields) == 10  # as the CSV: an OWNER column only under LEADS_ATTORNEY_SCOPE=own
     assert "Erin" not in result.stdout
     on_terminal = cli("conflicts", "Gone, Erin", tty=True, env={"NO_COLOR": "1"})
     assert "(erased lead)" in on_terminal.stdout

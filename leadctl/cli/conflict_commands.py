@@ -44,7 +44,7 @@ HIT_COLUMNS = [
     Column("DATE", lambda h: h["date"], on_terminal=lambda h: h["date"][:10]),
     Column("MATCHED", lambda h: h["matched"]),
     Column("QUERY", lambda h: h.get("query")),
-    Column("OWNER", lambda h: h.get("owner")),  # LEADS_ATTORNEY_SCOPE=own: whose a lead is
+    Column("OWNER", lambda h: h.get("owner")),  # last: left out where no hit has an owner
 ]
 
 PARTY_COLUMNS = [
@@ -100,7 +100,10 @@ def conflicts(
         raise UsageError(str(exc).removeprefix("names: ")) from None
     report = env.backend().conflicts(wanted, lead, limit)
     hits = report["hits"]
-    out.rows(hits, HIT_COLUMNS)
+    # OWNER only where the report has owners (LEADS_ATTORNEY_SCOPE=own), as the CSV and JSON
+    # carry the field only then: no empty last column in every other firm's rows.
+    owners = any("owner" in h for h in hits)
+    out.rows(hits, HIT_COLUMNS if owners else HIT_COLUMNS[:-1])
     common = report.get("common_words") or []
     if common:
         listed = ", ".join(repr(w) for w in common)
