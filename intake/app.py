@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,
+            RecursionError: errors.handle_recursion,  # a JSON body nested too deeply
             Exception: errors.handle_unexpected,
         },
         request_max_body_size=settings.max_resume_bytes + BODY_OVERHEAD,

@@ -35,7 +35,8 @@ class ErrorBody:
     Codes: invalid_input, resume_too_large, unsupported_resume, not_found, invalid_transition,
     conflict, auth_required, forbidden, storage_unavailable, and for answers the core did not
     give, bad_request, method_not_allowed, timeout, too_large, unsupported_media_type (a body
-    that is not multipart/form-data), rate_limited, internal_error.
+    that is not multipart/form-data), rate_limited, too_many_uploads (503: bodies being
+    received at once, see Retry-After), internal_error.
     """
 
     code: str
@@ -143,6 +144,18 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
     response = error_response(status, pairs or [(None, str(exc.detail))])
     response.headers.update(exc.headers or {})  # e.g. Allow on a 405
     return response
+
+
+TOO_DEEP = "the JSON body is nested too deeply"
+
+
+def handle_recursion(request: Request, exc: RecursionError) -> Response[dict]:
+    """A JSON body nested past what the decoder follows (msgspec raises RecursionError, which
+    Litestar does not turn into a 400 as it does other decoding errors): the client's fault.
+    Any other RecursionError is a fault of ours."""
+    if "deserializ" in str(exc):
+        return error_response(400, [(None, TOO_DEEP)])
+    return handle_unexpected(request, exc)
 
 
 def handle_unexpected(_: Request, exc: Exception) -> Response[dict]:

@@ -41,6 +41,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             BoundedHttpToolsProtocol.header_timeout = Settings.from_env().header_timeout_seconds
         self._in_head = True  # a new connection starts with a request head
         self._head_bytes = 0
+        self._ended = False  # the last message ended in the chunk being fed
+        self._restarted = False  # and a next one began after it, in that chunk
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -52,39 +54,44 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_head:
-            super().data_received(data)
-            return
-        room = MAX_HEAD_BYTES - self._head_bytes
-        if len(data) <= room:
-            self._head_bytes += len(data)
-            super().data_received(data)
-            return
-        # Past the limit unless the head ends within the room left: feed that much, and
-        # the rest (a body, a next request) only if the head is then complete.
-        self._head_bytes = MAX_HEAD_BYTES
-        super().data_received(data[:room])
+        # A request head is counted from its first byte: from the connection's start, then from
+        # the end of the message before it (counting from on_message_begin, which httptools
+        # calls while the first chunk is fed, let a head grow to twice the limit).
+        fed = data
+        if self._in_head:
+            fed = data[: MAX_HEAD_BYTES - self._head_bytes]
+            self._head_bytes += len(fed)
+        self._ended = self._restarted = False
+        super().data_received(fed)
         if self.transport.is_closing():
             return
-        if self._in_head:
+        if self._restarted and self._in_head:
+            # A next (pipelined) request began inside this chunk, after the last one ended: its
+            # share of the chunk is not known, so all of it counts (an upper bound).
+            self._head_bytes = len(fed)
+        if self._in_head and (len(fed) < len(data) or self._head_bytes > MAX_HEAD_BYTES):
             self._refuse(
                 431,
                 "Request Header Fields Too Large",
                 f"the request line and headers are larger than {MAX_HEAD_BYTES // 1024} KiB",
             )
-            return
-        super().data_received(data[room:])
+        elif len(fed) < len(data):  # the head ended within the room left: the rest is a body
+            self.data_received(data[len(fed) :])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._restarted = self._ended
         self._in_head = True
-        self._head_bytes = 0
         self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes, self._ended = True, 0, True  # the next byte starts a head
 
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:

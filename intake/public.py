@@ -26,7 +26,13 @@ from intake import formtoken
 from intake.errors import core_error_pairs, documented, error_response
 from intake.form_parser import FormError, ParsedForm
 from intake.pages import confirmation_page, form_page
-from intake.submission import Intake, idempotency_key, read_submission, store_submission
+from intake.submission import (
+    TOO_MANY_UPLOADS,
+    Intake,
+    idempotency_key,
+    read_submission,
+    store_submission,
+)
 from leadctl import rendering
 from leadctl.db import ping
 from leadctl.errors import LeadctlError
@@ -171,7 +177,9 @@ async def create_lead(request: Request, state: State) -> Response[LeadAccepted]:
         form = await read_submission(request, intake)
         submitted = await store_submission(form, intake, key=key)
     except FormError as exc:
-        return error_response(exc.status, [(exc.field, str(exc))])  # type: ignore[return-value]
+        refusal = error_response(exc.status, [(exc.field, str(exc))], exc.code)
+        _close_if_unread(refusal, exc)
+        return refusal  # type: ignore[return-value]
     await intake.accepted(request, submitted)
     _note_outcome(request, submitted)
     lead = submitted.lead
@@ -236,7 +244,9 @@ async def submit_form(request: Request, state: State) -> Template:
             form, intake, key=check.key, quarantine_reason=check.bot_reason, page=True
         )
     except FormError as exc:
-        return _form_again(intake, form, exc.status, [(exc.field or "form", str(exc))])
+        page = _form_again(intake, form, exc.status, [(exc.field or "form", str(exc))])
+        _close_if_unread(page, exc)
+        return page
     except LeadctlError as exc:
         status, pairs = core_error_pairs(exc)
         return _form_again(
@@ -245,6 +255,13 @@ async def submit_form(request: Request, state: State) -> Template:
     await intake.accepted(request, submitted)
     _note_outcome(request, submitted)
     return confirmation_page(intake.settings, submitted.lead.first_name, submitted.lead.reference)
+
+
+def _close_if_unread(answer: Response[Any] | Template, exc: FormError) -> None:
+    """Too many uploads at once: the body was never read, so the connection closes after the
+    answer (and the client is told when to try again)."""
+    if exc.code == TOO_MANY_UPLOADS:
+        answer.headers.update({"Retry-After": "2", "Connection": "close"})
 
 
 def _form_again(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 from litestar import Request
 from litestar.types import Scope
 
-from intake.form_parser import ParsedForm, parse_form
-from intake.ratelimit import RateLimiter, SharedRateLimiter, client_address
+from intake.form_parser import FormError, ParsedForm, parse_form
+from intake.ratelimit import RateLimiter, SharedRateLimiter, client_address, client_key
 from leadctl import rendering, submissions
 from leadctl.errors import InvalidInput, UnsupportedResume
 from leadctl.resumes import CheckedResume, ResumeLink, check_resume
@@ -24,11 +26,54 @@ log = logging.getLogger(__name__)
 TEXT_FIELDS = ("first_name", "last_name", "email")
 HONEYPOT = "website"
 BODY_OVERHEAD = 256 * 1024  # room for the text fields and multipart framing beside the resume
+UPLOADS_PER_CLIENT = 4  # bodies one client may send at once, while LEADS_RATE_LIMIT is on
+TOO_MANY_UPLOADS = "too_many_uploads"  # the error code of a 503 from UploadSlots
 CONSENT_NEEDED = {
     True: "please tick this box to confirm you have read the notice above",
     False: "must be true: the prospect must accept the firm's disclaimer "
     "(GET /api/v1/disclaimer shows it)",
 }
+
+
+@dataclass
+class UploadSlots:
+    """Submission bodies being received now, in all and per client: each holds up to the
+    resume's size in memory until its last byte (or the body timeout), so both are capped.
+    Touched only on the event loop: no lock."""
+
+    most: int
+    per_client: int | None
+    total: int = 0
+    clients: dict[str, int] = field(default_factory=dict)
+
+    @contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        """One slot for the body about to be read, given back however its reading ends;
+        FormError 503 (code `too_many_uploads`) when none is free."""
+        held = self.clients.get(client, 0)
+        if self.per_client is not None and held >= self.per_client:
+            raise FormError(
+                503,
+                f"too many uploads at once from your address (at most {self.per_client}); "
+                "try again when one has finished",
+                code=TOO_MANY_UPLOADS,
+            )
+        if self.total >= self.most:
+            raise FormError(
+                503,
+                f"the server is receiving too many uploads at once (at most {self.most}); "
+                "try again shortly",
+                code=TOO_MANY_UPLOADS,
+            )
+        self.total += 1
+        self.clients[client] = held + 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            left = self.clients.pop(client) - 1
+            if left:
+                self.clients[client] = left
 
 
 @dataclass
@@ -42,6 +87,12 @@ class Intake:
     limiter: RateLimiter | SharedRateLimiter | None = None
     form_secret: bytes = b""
     wake_worker: Any = None
+    uploads: UploadSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The per-client cap keeps to the rate limit: both off for a load test from one address.
+        per_client = UPLOADS_PER_CLIENT if self.settings.rate else None
+        self.uploads = UploadSlots(self.settings.max_uploads, per_client)
 
     def notify(self) -> None:
         if callable(self.wake_worker):
@@ -82,15 +133,17 @@ async def read_submission(
 ) -> ParsedForm:
     """The submission's form, read within the limits (see `parse_form`). With `into` (the
     HTML form's route, which takes any Content-Length), the fields read before a refusal stay
-    in it, and the body is cut off at the resume's limit plus BODY_OVERHEAD."""
+    in it, and the body is cut off at the resume's limit plus BODY_OVERHEAD. Refused with
+    FormError 503 before a byte is read when too many bodies are being received (UploadSlots)."""
     limit = intake.settings.max_resume_bytes
-    return await parse_form(
-        request,
-        max_file_bytes=limit,
-        timeout=intake.settings.body_timeout_seconds,
-        into=into,
-        max_body_bytes=None if into is None else limit + BODY_OVERHEAD,
-    )
+    with intake.uploads.hold(client_key(intake.client(request.scope))):  # an IPv6 /64 is one
+        return await parse_form(
+            request,
+            max_file_bytes=limit,
+            timeout=intake.settings.body_timeout_seconds,
+            into=into,
+            max_body_bytes=None if into is None else limit + BODY_OVERHEAD,
+        )
 
 
 def idempotency_key(request: Request) -> str | None:

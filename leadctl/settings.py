@@ -105,6 +105,12 @@ class Settings:
         60.0,
         "Longest time a client may take to send a submission's body (slow clients get 408).",
     )
+    max_uploads: int = _setting(
+        "LEADS_MAX_UPLOADS",
+        64,
+        "Submission bodies one server process receives at once (each up to the resume's size); "
+        "more get 503 (and 4 at once from one client, while LEADS_RATE_LIMIT is on).",
+    )
     sqlite_busy_timeout_ms: int = _setting(
         "LEADS_SQLITE_BUSY_TIMEOUT_MS",
         5000,
@@ -265,6 +271,8 @@ class Settings:
                 f"LEADS_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {self.log_format!r}"
             )
         check_mail_concurrency(self.mail_concurrency)
+        if self.max_uploads < 1:
+            raise SettingsError(f"LEADS_MAX_UPLOADS must be at least 1, not {self.max_uploads}")
         _ = self.retention_period, self.remind_after_period, self.escalate_after_period
         _ = self.quarantine_digest_period
         parse_url("LEADS_PRIVACY_URL", self.privacy_url)
