@@ -19,7 +19,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from intake.errors import documented
 from intake.submission import Intake
 from leadctl import attorneys, lead_detail, leads, permissions, stats
-from leadctl.errors import AuthError, Forbidden, InvalidInput
+from leadctl.errors import AuthError, InvalidInput
 from leadctl.models import Attorney
 from leadctl.states import Action, parse_state
 from leadctl.states import State as LeadState
@@ -134,8 +134,8 @@ def list_leads(
         QueryParameter(ge=1, le=2**53, description="next_cursor of the previous page"),
     ] = None,
 ) -> dict[str, Any]:
-    if quarantined and _me(request).role != "admin":
-        raise Forbidden("listing quarantined leads needs an admin")
+    if quarantined:
+        permissions.check_admin(_caller(request), "listing quarantined leads")
     scope = _intake(request).settings.attorney_scope
     query = leads.LeadQuery(
         visible_to=permissions.reads_only(_caller(request), scope),

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from leadctl.errors import LeadctlError, NotFound
+from leadctl.errors import LeadctlError
 from leadctl.mailer import DeliveryError, Sender, build_message
 from leadctl.messages import Composed, new_message_id
 from leadctl.models import Lead, OutboxMessage, Resume
@@ -283,26 +283,48 @@ def drain(sender: Sender | Sequence[Sender], settings: Settings) -> DrainResult:
         total.errors.extend(result.errors)
 
 
-def retry(ids: list[int] | None, *, dead: bool) -> int:
-    """Make dead (or named pending/dead) messages due again now, with a fresh attempt count."""
+def _due_again() -> Any:
+    _, pending = message_move(MessageAction.RETRY)
     now = utcnow()
-    sources, pending = message_move(MessageAction.RETRY)
-    query = OutboxMessage.update(status=pending, attempts=0, next_attempt_at=now, lease_until=None)
+    return OutboxMessage.update(status=pending, attempts=0, next_attempt_at=now, lease_until=None)
+
+
+def retry(ids: list[int] | None, *, dead: bool) -> int:
+    """Make dead (or named pending/dead) messages due again now, with a fresh attempt count:
+    how many."""
     if ids:
-        found = {
-            m.id for m in OutboxMessage.select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))
-        }
-        missing = sorted(set(ids) - found)
-        if missing:
-            raise NotFound(f"no outbox message with id {', '.join(map(str, missing))}")
-        # Never a sent message (no accidental second email) nor one a worker holds right now.
-        query = query.where(OutboxMessage.id.in_(ids) & OutboxMessage.status.in_(sources))
-    elif dead:
-        query = query.where(OutboxMessage.status == MessageStatus.DEAD.value)
-    else:
+        return retry_named(ids)[0]
+    if not dead:
         raise LeadctlError("name the messages to retry, or pass --dead")
     with write_transaction():
-        return query.execute()
+        return int(_due_again().where(OutboxMessage.status == MessageStatus.DEAD.value).execute())
+
+
+def retry_named(ids: list[int]) -> tuple[int, list[dict[str, Any]]]:
+    """Make the named pending or dead messages due again: (how many, one {"id", "error"} for
+    each that was not: no such message, sent already, or held by a sender right now).
+
+    Never a sent message (no accidental second email) nor one a worker holds. The statuses
+    are read in the retry's own transaction, so the reasons are those it met."""
+    sources, _ = message_move(MessageAction.RETRY)
+    wanted = list(dict.fromkeys(ids))
+    with write_transaction():
+        rows = OutboxMessage.select(OutboxMessage.id, OutboxMessage.status)
+        status: dict[int, str] = dict(rows.where(OutboxMessage.id.in_(wanted)).tuples())  # type: ignore[arg-type]
+        due = [i for i in wanted if status.get(i) in sources]
+        moved = _due_again().where(OutboxMessage.id.in_(due) & OutboxMessage.status.in_(sources))
+        count = int(moved.execute()) if due else 0
+    return count, [
+        {"id": i, "error": _not_retried(i, status.get(i))} for i in wanted if i not in due
+    ]
+
+
+def _not_retried(ident: int, status: str | None) -> str:
+    if status is None:
+        return f"no outbox message with id {ident}"
+    if status == MessageStatus.SENT:
+        return f"outbox message {ident} was sent already; it is never sent twice"
+    return f"outbox message {ident} is {status} right now; not retried"  # a sender holds it
 
 
 def list_messages(status: MessageStatus | None = None, limit: int = 50) -> list[dict[str, Any]]:

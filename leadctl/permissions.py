@@ -60,6 +60,15 @@ def local(actor: str) -> Caller:
     )
 
 
+def check_admin(caller: Caller, what: str) -> None:
+    """Forbidden (403) unless `caller` is an admin; `what` names the act (suspected spam is
+    an admin's to read and release)."""
+    if not caller.is_admin:
+        raise Forbidden(
+            f"{what} needs an admin" + (f": {caller.refusal}" if caller.refusal else "")
+        )
+
+
 def owner_of(lead: Lead) -> str | None:
     """The email of the lead's attorney, or None when it sits in the intake inbox."""
     if lead.attorney_id is None:

@@ -76,8 +76,8 @@ def test_outbox_list_send_and_retry(cli: Any, seeded: list[Any], tmp_path: Path)
     assert cli("outbox", "--json", "--status", "sent").json()[0]["sent_at"]
     assert cli("outbox", "--status", "weird").code == 2
     assert cli("outbox", "retry").code == 2
-    requeued = cli("outbox", "retry", str(pending[0]["id"]), "--json").json()
-    assert requeued == {"requeued": 0}  # a sent message is not sent again by accident
+    requeued = cli("outbox", "retry", str(pending[0]["id"]), "--json")
+    assert requeued.code == 1 and requeued.json()["requeued"] == 0  # never sent again
     assert cli("outbox", "retry", "9999").code == 1
 
 

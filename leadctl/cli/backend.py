@@ -117,6 +117,10 @@ class LocalBackend:
         return permissions.reads_only(self.caller, self.settings.attorney_scope)
 
     def _scoped(self, query: LeadQuery) -> LeadQuery:
+        if query.quarantined:  # as the staff API: suspected spam is an admin's to see
+            from leadctl import permissions
+
+            permissions.check_admin(self.caller, "listing quarantined leads")
         return dataclasses.replace(query, visible_to=self._visible_to())
 
     def _readable(self, ident: str, *, include_quarantined: bool = False) -> Any:

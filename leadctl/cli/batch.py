@@ -115,12 +115,23 @@ def _quoted(text: str) -> str:
     return f"'{shown if len(shown) <= 40 else shown[:40] + '…'}'"
 
 
+def say_nothing_read(out: Output, noun: Noun = LEADS) -> None:
+    """An empty standard input is no error (a filter may rightly match nothing), but one that
+    failed upstream looks the same: say so on stderr. A machine format prints its empty
+    result instead, which says it already."""
+    if not out.machine:
+        out.say(f"no {noun.word} ids on standard input; nothing done")
+
+
 def run_batch(out: Output, idents: Iterable[str], apply: Callable[[str], Outcome]) -> None:
     """Apply to each lead: the rest go on when one fails; exit 1 when any failed.
 
     One error said for many leads (an unknown attorney to assign them to) is printed once, with
     how many more leads it stopped; `--json` lists every failure.
     """
+    idents = list(idents)
+    if not idents:  # arguments are required, so this was an empty `-`
+        say_nothing_read(out)
     result = BatchResult()
     repeats: dict[str, int] = {}
     for ident in idents:

@@ -94,6 +94,23 @@ class Env:
         command = ctx.command_path if ctx is not None else "this command"
         return f"{command} works on the database itself"
 
+    def admin(self, command: str) -> str:
+        """The acting admin's email: `--as` (or LEADCTL_ACTOR) must name an active admin
+        attorney. For commands on the database itself, never through a server (`open_database`
+        refuses --server)."""
+        from leadctl.errors import Forbidden
+        from leadctl.models import Attorney, email_key
+
+        self.open_database()
+        actor = self.actor
+        found = Attorney.get_or_none(Attorney.email == email_key(actor)) if "@" in actor else None
+        if found is None or found.role != "admin" or not found.active:
+            raise Forbidden(
+                f"leadctl {command} needs an admin, and {actor} is not an active admin attorney; "
+                "pass --as ADMIN_EMAIL before the command (see: leadctl attorney list)"
+            )
+        return str(found.email)
+
     @property
     def remote_server(self) -> str | None:
         """The server for remote mode: `--server`, else local if `--db`, else `LEADCTL_SERVER`,

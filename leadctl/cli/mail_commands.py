@@ -58,8 +58,17 @@ def outbox_retry(
     if not ids and not dead:
         raise UsageError("name message ids, or pass --dead")
     env.open_database()
-    count = outbox.retry(ids, dead=dead)
-    out.obj({"requeued": count}, lambda d: f"{d['requeued']} message(s) will be sent again")
+    if not ids:
+        count = outbox.retry(None, dead=True)
+        out.obj({"requeued": count}, lambda d: f"{d['requeued']} message(s) will be sent again")
+        return
+    count, failed = outbox.retry_named(ids)
+    for item in failed:  # as a batch command says each item it could not do, and goes on
+        out.error(item["error"])
+    data = {"requeued": count, "failed": failed}
+    out.obj(data, lambda d: f"{d['requeued']} message(s) will be sent again")
+    if failed:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 @outbox_app.command("send")

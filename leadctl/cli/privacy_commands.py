@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from leadctl.cli.batch import read_ids
+from leadctl.cli.batch import read_ids, say_nothing_read
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
 from leadctl.cli.lead_commands import DryRunOpt, IdsArg, JsonOpt, NdjsonOpt, YesOpt
 from leadctl.cli.output import Column, Output, age
 from leadctl.cli.views import event_details, event_line
-from leadctl.errors import Forbidden, InvalidInput
+from leadctl.errors import InvalidInput
 
 ReasonOpt = Annotated[
     str,
@@ -24,23 +24,6 @@ person_app = typer.Typer(
     help="What is held about a person, by email address: show, export, erase (local mode).",
     no_args_is_help=True,
 )
-
-
-def _admin(env: Env, command: str) -> str:
-    """The acting admin's email: `--as` (or LEADCTL_ACTOR) must name an active admin attorney.
-    These commands work on the database itself, never through a server (`Env.open_database`
-    refuses --server)."""
-    from leadctl.models import Attorney, email_key
-
-    env.open_database()
-    actor = env.actor
-    attorney = Attorney.get_or_none(Attorney.email == email_key(actor)) if "@" in actor else None
-    if attorney is None or attorney.role != "admin" or not attorney.active:
-        raise Forbidden(
-            f"leadctl {command} needs an admin, and {actor} is not an active admin attorney; "
-            "pass --as ADMIN_EMAIL before the command (see: leadctl attorney list)"
-        )
-    return str(attorney.email)
 
 
 def _reason(text: str) -> str:
@@ -77,7 +60,9 @@ def erase(
     out = env.output(pick_format(json_))
     idents = read_ids(env, ids, more=ERASE_MORE)
     why = _reason(reason) if not dry_run else reason
-    actor = _admin(env, "erase")
+    actor = env.admin("erase")
+    if not idents:
+        say_nothing_read(out)
     lead_ids, failed = erasure.resolve(idents)
     _run(env, out, lead_ids, failed, dry_run, yes, lambda: erasure.erase_ids(lead_ids, actor, why))
 
@@ -152,7 +137,7 @@ def person_erase(
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
     why = _reason(reason) if not dry_run else reason
-    actor = _admin(env, "person erase")
+    actor = env.admin("person erase")
     live, gone = person.person_leads(email)
     if not live and not gone:
         raise NotFound(f"no lead has the address {email.strip()}")
@@ -174,7 +159,7 @@ def person_show(
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_))
-    _admin(env, "person show")
+    env.admin("person show")
     out.obj(person.show(email), _render_person)
 
 
@@ -231,7 +216,7 @@ def person_export(
     out = env.output(pick_format(json_))
     if not folder.strip():
         raise UsageError("name the folder to export into")
-    _admin(env, "person export")
+    env.admin("person export")
     done = person.export(email, folder, overwrite=force)
     out.obj(
         done,
@@ -275,7 +260,7 @@ def purge(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     states = [State.PENDING if s == PurgeState.pending else State.REACHED_OUT for s in state or []]
-    actor = _admin(env, "purge")
+    actor = env.admin("purge")
     if not dry_run:
         count = retention.due(age_, states).count()
         if count:
@@ -300,6 +285,7 @@ def _render_purge(d: dict[str, Any]) -> str:
 
 # -- history -------------------------------------------------------------------------------------
 
+HISTORY_LIMIT = 50  # events shown without --limit or --all
 HISTORY_COLUMNS = [
     Column("ID", lambda r: r["id"]),
     Column("AT", lambda r: r["at"], on_terminal=lambda r: age(r["at"])),
@@ -333,7 +319,10 @@ def history(
     before: Annotated[
         int | None, typer.Option("--before", min=1, help="Only events older than this event id.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 50,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Show at most this many [default: 50]; or --all."),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Show every matching event.")] = False,
     json_: JsonOpt = False,
     ndjson: NdjsonOpt = False,
@@ -347,6 +336,8 @@ def history(
 
     env: Env = ctx.obj
     out = env.output(pick_format(json_, False, ndjson))
+    if all_ and limit is not None:
+        raise UsageError("choose one of --limit N and --all")
     try:
         query = audit.HistoryQuery(
             actor=actor,
@@ -354,7 +345,7 @@ def history(
             since=parse_when(since) if since else None,
             until=parse_when(until) if until else None,
             before_id=before,
-            limit=None if all_ else limit,
+            limit=None if all_ else limit or HISTORY_LIMIT,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

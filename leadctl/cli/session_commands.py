@@ -1,13 +1,16 @@
 """Remote sessions: login (token into the OS keyring), logout, whoami."""
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.lead_commands import JsonOpt
 from leadctl.errors import LeadctlError
+
+if TYPE_CHECKING:
+    from leadctl.secrets import KeyringUnavailable
 
 
 def login(
@@ -67,7 +70,18 @@ def login(
     out.obj(data, lambda d: f"Logged in to {url} as {me['email']}.")
 
 
-def logout(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def logout(
+    ctx: typer.Context,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget",
+            help="Forget the saved server even when the OS keyring cannot be reached to remove "
+            "its token (any token stays there).",
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
     """Forget the saved server and remove its token from the OS keyring."""
     from leadctl.cli.remote import save_server, saved_server, token_key
     from leadctl.secrets import KeyringUnavailable, delete_secret
@@ -81,16 +95,25 @@ def logout(ctx: typer.Context, json_: JsonOpt = False) -> None:
     try:
         removed = delete_secret(token_key(server.rstrip("/")))
     except KeyringUnavailable as exc:
-        if not exc.absent:
-            # The token may still be there: saying "logged out" and forgetting the server
-            # would leave it behind unseen. Keep the login so that logout can be run again.
+        # The token may still be there (locked, or kept by a keyring this shell cannot reach,
+        # e.g. a desktop session's over SSH): saying "logged out" and forgetting the server
+        # would leave it behind unseen. Keep the login so that logout can be run again, unless
+        # told to forget it all the same (a machine whose keyring is gone for good).
+        data = {"server": server, "removed": False, "reason": str(exc)}
+        if not forget:
             if out.machine:
-                out.obj({"server": server, "removed": False, "reason": str(exc)})
-            raise LeadctlError(
-                f"still logged in to {server}: its token could not be removed from the OS "
-                f"keyring: {exc}; {exc.remedy}, then run leadctl logout again"
-            ) from None
-        removed = False  # no keyring here, so no token was kept in one
+                out.obj(data)
+            raise LeadctlError(_kept(server, exc)) from None
+        if saved_server() == server:
+            save_server(None)
+        out.obj(
+            data,
+            lambda d: (
+                f"Logged out of {server}; its token, if one was stored, was not removed "
+                f"({d['reason']}) and may remain in the OS keyring."
+            ),
+        )
+        return
     if saved_server() == server:
         save_server(None)
     out.obj(
@@ -99,6 +122,23 @@ def logout(ctx: typer.Context, json_: JsonOpt = False) -> None:
             f"Logged out of {server}; "
             + ("its token was removed from the OS keyring." if removed else "no token was stored.")
         ),
+    )
+
+
+def _kept(server: str, exc: "KeyringUnavailable") -> str:
+    """Why logout kept the login, and what to do next."""
+    if exc.absent:
+        # No keyring answers here, which is not to say none holds the token: login keeps it
+        # only in a working keyring, so one did when this server was saved.
+        return (
+            f"still logged in to {server}: its token, if one was stored, cannot be reached "
+            f"from here: {exc}; run leadctl logout again where that keyring works (e.g. in "
+            "your desktop session), or leadctl logout --forget to forget the server and leave "
+            "any token where it is"
+        )
+    return (
+        f"still logged in to {server}: its token could not be removed from the OS keyring: "
+        f"{exc}; {exc.remedy}, then run leadctl logout again"
     )
 
 
