@@ -1,4 +1,4 @@
-"""Resume checks: the document type decided from the bytes, and a safe file name to keep."""
+"""Resume checks: the document type decided from the bytes, active content refused, a safe name."""
 
 from __future__ import annotations
 
@@ -54,12 +54,12 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^\w .()\-]+")
 
 # Bounds of the type check: whatever the upload's shape, deciding reads a fixed budget of an
 # archive and scans text in windows (see bench/upload_worst_case.py for what they cost).
-_SCAN_WINDOW = 256 * 1024
-_ZIP_READ_BUDGET = 192 * 1024  # a resume's directory takes a few KiB (1,000 members: ~110 KiB)
+SCAN_WINDOW = 256 * 1024
+ZIP_READ_BUDGET = 192 * 1024  # a resume's directory takes a few KiB (1,000 members: ~110 KiB)
 _MAX_EXPANDED_BYTES = 2**30
 _MEMBER_HEAD_BYTES = 1024  # ODT's `mimetype` member is 39 bytes
 _ENCRYPTED = 0x1
-_ZIP_ERRORS = (
+ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     EOFError,
@@ -141,7 +141,7 @@ def _detect(data: bytes) -> str | None:
     if data.startswith(b"{\\rtf"):
         return RTF
     if head == _OLE2:
-        return DOC if _contains(data, _WORD_STREAM) else None
+        return DOC if contains(data, _WORD_STREAM) else None
     if data.startswith(b"PK\x03\x04"):
         return _zip_document_type(data)
     if _is_plain_text(data):
@@ -149,17 +149,17 @@ def _detect(data: bytes) -> str | None:
     return None
 
 
-def _contains(data: bytes, needle: bytes) -> bool:
+def contains(data: bytes, needle: bytes) -> bool:
     # Window by window: one search through 10 MiB of zeros would hold the GIL, stalling every
     # other request of the process meanwhile.
-    step = _SCAN_WINDOW
+    step = SCAN_WINDOW
     return any(
         needle in data[start : start + step + len(needle) - 1]
         for start in range(0, len(data), step)
     )
 
 
-class _Budgeted(io.BytesIO):
+class Budgeted(io.BytesIO):
     """`data` as a file that hands out at most `budget` bytes in all, then refuses.
 
     zipfile reads an archive's whole central directory, and parses every entry of it in Python,
@@ -179,7 +179,7 @@ class _Budgeted(io.BytesIO):
         if self._left < 0:
             raise UnsupportedResume(
                 f"the resume is a ZIP archive whose directory is larger than "
-                f"{_ZIP_READ_BUDGET // 1024} KiB; a DOCX or ODT resume needs far less"
+                f"{ZIP_READ_BUDGET // 1024} KiB; a DOCX or ODT resume needs far less"
             )
         return super().read(size)
 
@@ -187,12 +187,12 @@ class _Budgeted(io.BytesIO):
 def _zip_document_type(data: bytes) -> str | None:
     """DOCX or ODT from the member names (and ODT's short `mimetype` member), else None.
 
-    Work is bounded by size, not count: the directory read is budgeted (`_Budgeted`), no member
+    Work is bounded by size, not count: the directory read is budgeted (`Budgeted`), no member
     is inflated beyond 1 KiB, and an archive whose members declare more than 1 GiB in all is
     refused outright (opened later by Word or LibreOffice, it would be a decompression bomb).
     """
     try:
-        with zipfile.ZipFile(_Budgeted(data, _ZIP_READ_BUDGET)) as archive:
+        with zipfile.ZipFile(Budgeted(data, ZIP_READ_BUDGET)) as archive:
             members = archive.infolist()
             if sum(member.file_size for member in members) > _MAX_EXPANDED_BYTES:
                 raise UnsupportedResume(
@@ -202,15 +202,16 @@ def _zip_document_type(data: bytes) -> str | None:
             names = {member.filename for member in members}
             if "[Content_Types].xml" in names and "word/document.xml" in names:
                 return DOCX
-            if "mimetype" in names and _member_head(archive, "mimetype").strip() == ODT.encode():
+            if "mimetype" in names and member_head(archive, "mimetype").strip() == ODT.encode():
                 return ODT
-    except _ZIP_ERRORS:
+    except ZIP_ERRORS:
         return None
     return None
 
 
-def _member_head(archive: zipfile.ZipFile, name: str) -> bytes:
-    """The member's bytes when it is at most 1 KiB long, plainly stored or deflated; else b""."""
+def member_head(archive: zipfile.ZipFile, name: str, limit: int = _MEMBER_HEAD_BYTES) -> bytes:
+    """The member's bytes when it is at most `limit` (1 KiB) long, plainly stored or deflated;
+    else b"". Never inflates more than `limit` + 1 bytes."""
     info = archive.getinfo(name)
     if info.flag_bits & _ENCRYPTED or info.compress_type not in (
         zipfile.ZIP_STORED,
@@ -218,8 +219,8 @@ def _member_head(archive: zipfile.ZipFile, name: str) -> bytes:
     ):
         return b""
     with archive.open(info) as member:
-        head = member.read(_MEMBER_HEAD_BYTES + 1)
-    return b"" if len(head) > _MEMBER_HEAD_BYTES else head
+        head = member.read(limit + 1)
+    return b"" if len(head) > limit else head
 
 
 def _is_plain_text(data: bytes) -> bool:
@@ -232,8 +233,8 @@ def _is_plain_text(data: bytes) -> bool:
     """
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     visible = False
-    for start in range(0, len(data), _SCAN_WINDOW):
-        end = start + _SCAN_WINDOW
+    for start in range(0, len(data), SCAN_WINDOW):
+        end = start + SCAN_WINDOW
         try:
             text = decoder.decode(data[start:end], final=end >= len(data))
         except UnicodeDecodeError:
@@ -300,6 +301,11 @@ def check_resume(filename: str | None, data: bytes, max_bytes: int) -> CheckedRe
         raise UnsupportedResume(
             f"the file is named .{ext} but its content is not a {ext.upper()} document"
         )
+    from leadctl.active_content import active_content  # imports this module's constants
+
+    refusal = active_content(data, content_type)
+    if refusal:
+        raise InvalidInput([("resume", refusal)])
     return CheckedResume(
         filename=safe_filename(filename, content_type),
         content_type=content_type,

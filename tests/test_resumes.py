@@ -98,7 +98,7 @@ def test_a_polyglot_and_a_one_byte_file_are_refused() -> None:
 
 # -- bounded checks (the end-to-end attacks are in test_upload_attacks.py) ------------------------
 
-WINDOW = resumes._SCAN_WINDOW
+WINDOW = resumes.SCAN_WINDOW
 
 
 @pytest.mark.parametrize(
