@@ -211,3 +211,29 @@ def test_erase_of_an_empty_standard_input_says_so_too(cli: Any, seeded: list[Any
     as_json = cli(*args, "--json", input="")
     assert as_json.code == 0 and as_json.stderr == ""
     assert json.loads(as_json.stdout)["changed"] == []
+
+
+# -- a usage error is one line ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("list", "--bogus"), "no such option: --bogus (see: leadctl list -h)"),
+        (("show",), "missing argument 'lead' (see: leadctl show -h)"),
+        (("nosuch",), "no such command 'nosuch' (see: leadctl -h)"),
+        (("list", "--\x1b[31mx"), "no such option: --\\x1b[31mx (see: leadctl list -h)"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_where_help_is(
+    cli: Any, args: tuple[str, ...], line: str
+) -> None:
+    """The parser's three lines (Usage, Try, Error) were the only error not written as every
+    other: `leadctl: error: …`, one line, exit 2, what was typed shown escaped."""
+    out = cli(*args)
+    assert (out.code, out.stdout, out.stderr) == (2, "", f"leadctl: error: {line}\n")
+
+
+def test_a_group_given_nothing_to_do_still_shows_its_help(cli: Any) -> None:
+    out = cli("attorney")
+    assert out.code == 2 and "Usage: leadctl attorney" in out.stdout + out.stderr

@@ -166,7 +166,17 @@ def _error(message: str) -> None:
 
 
 def _show_usage_error(exc: typer.TyperException) -> None:
-    """The parser's usage message, which quotes what was typed, made visible before printing."""
+    """A usage error as every other error: one line, `leadctl: error: no such option: --bogus
+    (see: leadctl list -h)`, with what was typed made visible. A group or command given
+    nothing to do shows its help instead, as the parser would."""
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ParserUsageError
+
+    if isinstance(exc, ParserUsageError) and not isinstance(exc, NoArgsIsHelpError):
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        where = exc.ctx.command_path if exc.ctx is not None else "leadctl"
+        _error(f"{message[:1].lower()}{message[1:]} (see: {where} -h)")
+        return
     show = getattr(exc, "show", None)
     if not callable(show):
         _error(str(exc))
