@@ -237,3 +237,27 @@ def test_a_usage_error_is_one_line_naming_where_help_is(
 def test_a_group_given_nothing_to_do_still_shows_its_help(cli: Any) -> None:
     out = cli("attorney")
     assert out.code == 2 and "Usage: leadctl attorney" in out.stdout + out.stderr
+
+
+# -- every list command takes the three machine formats ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [("attorney", "list"), ("token", "list"), ("outbox",), ("history",)]
+)
+def test_every_list_command_takes_csv_and_ndjson(
+    cli: Any, seeded: Any, command: tuple[str, ...]
+) -> None:
+    """The README says list commands take --json, --csv or --ndjson; these four took --json
+    only (history --ndjson too)."""
+    as_admin = ("--as", "ann@firm.example")
+    rows = cli(*as_admin, *command, "--json").json()
+    assert rows, "the seeded firm has some of each"
+    as_csv = cli(*as_admin, *command, "--csv")
+    assert as_csv.code == 0, as_csv.stderr
+    header, *lines = as_csv.stdout.splitlines()
+    assert header.split(",")[0] == "id" and len(lines) == len(rows)
+    as_ndjson = cli(*as_admin, *command, "--ndjson")
+    assert [json.loads(line)["id"] for line in as_ndjson.stdout.splitlines()] == [
+        row["id"] for row in rows
+    ]

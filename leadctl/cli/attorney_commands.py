@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from leadctl.cli.context import Env, pick_format
-from leadctl.cli.lead_commands import JsonOpt, YesOpt
+from leadctl.cli.lead_commands import CsvOpt, JsonOpt, NdjsonOpt, YesOpt
 from leadctl.cli.output import Output
 from leadctl.cli.views import ATTORNEY_COLUMNS, TOKEN_COLUMNS
 
@@ -42,12 +42,14 @@ def attorney_add(
 
 
 @attorney_app.command("list")
-def attorney_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def attorney_list(
+    ctx: typer.Context, json_: JsonOpt = False, csv_: CsvOpt = False, ndjson: NdjsonOpt = False
+) -> None:
     """List attorneys."""
     from leadctl import attorneys
 
     env: Env = ctx.obj
-    out = env.output(pick_format(json_))
+    out = env.output(pick_format(json_, csv_, ndjson))
     env.open_database()
     out.rows([attorneys.attorney_dict(a) for a in attorneys.all_attorneys()], ATTORNEY_COLUMNS)
 
@@ -147,12 +149,14 @@ def token_list(
         str | None, typer.Option("--attorney", help="Only this attorney's tokens.")
     ] = None,
     json_: JsonOpt = False,
+    csv_: CsvOpt = False,
+    ndjson: NdjsonOpt = False,
 ) -> None:
     """List API tokens (never the secrets)."""
     from leadctl import attorneys
 
     env: Env = ctx.obj
-    out = env.output(pick_format(json_))
+    out = env.output(pick_format(json_, csv_, ndjson))
     env.open_database()
     out.rows(
         [attorneys.token_dict(t, email) for t, email in attorneys.tokens(attorney)], TOKEN_COLUMNS

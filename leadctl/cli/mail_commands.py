@@ -6,7 +6,7 @@ import typer
 
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
-from leadctl.cli.lead_commands import JsonOpt
+from leadctl.cli.lead_commands import CsvOpt, JsonOpt, NdjsonOpt
 from leadctl.cli.views import OUTBOX_COLUMNS
 from leadctl.errors import LeadctlError
 
@@ -26,6 +26,8 @@ def outbox_list(
         int, typer.Option("--limit", min=1, help="Show at most this many messages.")
     ] = 50,
     json_: JsonOpt = False,
+    csv_: CsvOpt = False,
+    ndjson: NdjsonOpt = False,
 ) -> None:
     """List outbox messages, newest first; subcommands retry and send."""
     if ctx.invoked_subcommand is not None:
@@ -38,7 +40,7 @@ def outbox_list(
     except ValueError:
         raise UsageError(f"--status must be one of {', '.join(MessageStatus)}") from None
     env: Env = ctx.obj
-    out = env.output(pick_format(json_))
+    out = env.output(pick_format(json_, csv_, ndjson))
     env.open_database()
     out.rows(list_messages(wanted, limit), OUTBOX_COLUMNS)
 

@@ -9,7 +9,7 @@ import typer
 from leadctl.cli.batch import read_ids, say_nothing_read
 from leadctl.cli.context import Env, UsageError, pick_format
 from leadctl.cli.exitcodes import ExitCode
-from leadctl.cli.lead_commands import DryRunOpt, IdsArg, JsonOpt, NdjsonOpt, YesOpt
+from leadctl.cli.lead_commands import CsvOpt, DryRunOpt, IdsArg, JsonOpt, NdjsonOpt, YesOpt
 from leadctl.cli.output import Column, Output, age
 from leadctl.cli.views import event_details, event_line
 from leadctl.errors import InvalidInput
@@ -325,6 +325,7 @@ def history(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Show every matching event.")] = False,
     json_: JsonOpt = False,
+    csv_: CsvOpt = False,
     ndjson: NdjsonOpt = False,
 ) -> None:
     """Events across all leads, newest first: who did what, when. With
@@ -335,7 +336,7 @@ def history(
     from leadctl.timeutil import parse_when
 
     env: Env = ctx.obj
-    out = env.output(pick_format(json_, False, ndjson))
+    out = env.output(pick_format(json_, csv_, ndjson))
     if all_ and limit is not None:
         raise UsageError("choose one of --limit N and --all")
     try:
