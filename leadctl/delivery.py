@@ -168,6 +168,12 @@ RESTART_FIRST, RESTART_CAP = 0.5, 30.0  # seconds before a dead delivery process
 RESTART_STABLE = 60.0  # a process that ran this long died of something new: restart quickly
 
 
+def _has_ended(process: BaseProcess, timeout: float) -> bool:
+    """Whether `process` ends within `timeout` seconds, told by its sentinel (readable once it
+    has exited), never by waitpid(): it leaves the exit status to the one thread that reaps."""
+    return bool(multiprocessing.connection.wait([process.sentinel], timeout))
+
+
 def _how_it_ended(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         with contextlib.suppress(ValueError):
@@ -245,7 +251,13 @@ class DeliveryWorker:
         log.info("delivery process started (pid %d)", process.pid)
 
     def _watch(self) -> None:
-        """Replace a delivery process that dies (kill -9, the OOM killer), with a growing delay."""
+        """Reap each delivery process, and replace one that dies (kill -9, the OOM killer) with a
+        growing delay.
+
+        This thread alone waits for (reaps) the child: a second waiter, as stop() was, races it
+        for one exit status. The loser's waitpid() fails with ECHILD, which multiprocessing takes
+        for "still running", so a child that had stopped at once was reported stuck and killed.
+        """
         delay = RESTART_FIRST
         while True:
             process = self._runner
@@ -253,7 +265,7 @@ class DeliveryWorker:
             multiprocessing.connection.wait([process.sentinel])
             process.join(5)  # the sentinel fires as it exits; collect its exit code
             if self._stopping.is_set():
-                return
+                return  # stop() waits for this thread: the exit code is collected
             if time.monotonic() - self._started_at > RESTART_STABLE:
                 delay = RESTART_FIRST
             log.error(
@@ -291,7 +303,15 @@ class DeliveryWorker:
 
     def is_alive(self) -> bool:
         runner = getattr(self, "_runner", None)  # a process is made at start()
-        return not self._stopped and runner is not None and runner.is_alive()
+        if self._stopped or runner is None:
+            return False
+        if isinstance(runner, threading.Thread):
+            return runner.is_alive()
+        # Its sentinel, not Process.is_alive(), which reaps: the watcher alone collects exit codes.
+        try:
+            return not _has_ended(runner, 0)
+        except ValueError:  # closed by the watcher as it was replaced, an instant ago
+            return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the messages in hand (one per SMTP connection) and give back the rest of the
@@ -318,17 +338,19 @@ class DeliveryWorker:
         if writer is not None:
             writer.close()  # end of file: the child's order to stop
         assert isinstance(process, BaseProcess)
-        process.join(timeout)
-        if process.is_alive():
+        # Wait for its end without reaping it: the watcher does that (see _watch).
+        if not _has_ended(process, timeout):
             log.warning(
                 "delivery process %d did not stop in %.0f s; killing it", process.pid, timeout
             )
             process.kill()  # it ignores SIGTERM
+        watcher = self._watcher
+        if watcher is not None and watcher.is_alive():
+            watcher.join(5)  # it collects the exit code, then sees _stopping and returns
+        else:  # no watcher (start() was cut short), or it is done: none but us waits for it
             process.join(5)
-        if self._watcher is not None:
-            self._watcher.join(10)
+        self._stopped = True  # before close(): is_alive() no longer looks at the process
         # Let go of the process now, not at interpreter exit.
         with contextlib.suppress(ValueError):  # still running: unkillable, left to the OS
             process.close()
         atexit.unregister(self.stop)
-        self._stopped = True
