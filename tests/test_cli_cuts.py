@@ -1,130 +1,17 @@
-"""CLI paper cuts a newcomer found: logout with no keyring in reach, `outbox retry` of a message
-it will not send, `history --all --limit`, and an empty `-` on standard input."""
+"""CLI paper cuts a newcomer found: `outbox retry` of a message it will not send, `history --all
+--limit`, an empty `-` on standard input, usage errors, list commands' formats. (Logout with no
+keyring in reach: tests/test_cli_session.py and tests/test_keyring_real.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from leadctl.settings import Settings
-from tests.conftest import BIN, IN_CI, free_port, make_settings, serve_in_thread
-from tests.keyrings import SecretServiceDaemon, secret_service_missing
-from tests.test_keyring_real import NEVER_HANG_SECONDS, Leadctl
+from tests.conftest import free_port
 
 NOTHING_READ = "no lead ids on standard input; nothing done\n"
-
-
-@pytest.fixture
-def server(cli_env: dict[str, str], seeded: Any) -> Iterator[str]:
-    settings = Settings.from_env(
-        {}, database_url=cli_env["LEADS_DATABASE_URL"], mail_dir=cli_env["LEADS_MAIL_DIR"]
-    )
-    with serve_in_thread(settings) as running:
-        yield running.url
-
-
-# -- logout where no keyring answers -------------------------------------------------------------
-
-
-def test_logout_with_no_keyring_in_reach_keeps_the_login_until_told_to_forget_it(
-    cli: Any, server: str, seeded: Any, memory_keyring: Any, tmp_path: Path
-) -> None:
-    import keyring
-
-    from tests.keyrings import NoKeyring
-
-    token = seeded.tokens["bob@firm.example"]
-    assert cli("login", "--server", server, "--with-token", input=token + "\n").code == 0
-    config = tmp_path / "config" / "leadctl" / "config.json"
-    keyring.set_keyring(NoKeyring())  # as in a shell with no D-Bus session; fixture restores
-
-    kept = cli("logout")
-    assert (kept.code, kept.stdout) == (1, "")
-    assert kept.stderr == (
-        f"leadctl: error: still logged in to {server}: its token, if one was stored, cannot be "
-        "reached from here: no OS keyring backend is available; run leadctl logout again where "
-        "that keyring works (e.g. in your desktop session), or leadctl logout --forget to "
-        "forget the server and leave any token where it is\n"
-    )
-    assert server in config.read_text()
-    as_json = cli("logout", "--json")
-    assert as_json.code == 1
-    reason = "no OS keyring backend is available"
-    assert as_json.json() == {"server": server, "removed": False, "reason": reason}
-
-    forgot = cli("logout", "--forget")
-    assert forgot.code == 0, forgot.stderr
-    assert forgot.stdout == (
-        f"Logged out of {server}; its token, if one was stored, was not removed ({reason}) and "
-        "may remain in the OS keyring.\n"
-    )
-    assert server not in config.read_text()
-    assert memory_keyring.store == {("leadctl", f"token:{server}"): token}  # said: left there
-    assert cli("logout").stdout == "Not logged in.\n"
-
-
-def test_forget_with_a_working_keyring_is_a_plain_logout(
-    cli: Any, server: str, seeded: Any, memory_keyring: Any
-) -> None:
-    token = seeded.tokens["bob@firm.example"]
-    assert cli("login", "--server", server, "--with-token", input=token + "\n").code == 0
-    out = cli("logout", "--forget", "--json")
-    assert out.code == 0 and out.json() == {"server": server, "removed": True}
-    assert memory_keyring.store == {}
-
-
-@pytest.fixture
-def secret_service(tmp_path: Path) -> Iterator[SecretServiceDaemon]:
-    reason = secret_service_missing()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"{reason} — CI must run the real-keyring tests (.ci/run installs them)")
-        pytest.skip(reason)
-    daemon = SecretServiceDaemon(tmp_path / "keyring")
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-def test_logout_from_a_shell_without_the_desktop_session_does_not_lose_the_token(
-    secret_service: SecretServiceDaemon, make_server: Any, tmp_path: Path
-) -> None:
-    """Logged in inside a D-Bus session with gnome-keyring, then `logout` where there is none
-    (SSH, cron): the token is still in the keyring, so the login that points to it stays."""
-    leadctl = Leadctl(tmp_path, secret_service)
-    token = leadctl.add_attorney("Ann Lee", "ann@firm.example")
-    url = make_server(make_settings(tmp_path)).url
-    assert leadctl("login", "--server", url, "--with-token", input=token + "\n").returncode == 0
-
-    def without_dbus(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in leadctl.env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
-        return subprocess.run(
-            [str(BIN / "leadctl"), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=NEVER_HANG_SECONDS,
-            check=False,
-        )
-
-    out = without_dbus("logout")
-    assert out.returncode == 1 and out.stdout == "", out.stderr
-    assert out.stderr.startswith(f"leadctl: error: still logged in to {url}: its token, if one")
-    assert "leadctl logout --forget" in out.stderr and out.stderr.count("\n") == 1
-    assert leadctl.saved() == {"server": url}
-    assert secret_service.lookup(f"token:{url}") == token
-
-    back = leadctl("logout")  # in the session again: the token goes, and the login with it
-    assert back.returncode == 0, back.stderr
-    assert back.stdout == f"Logged out of {url}; its token was removed from the OS keyring.\n"
-    assert secret_service.lookup(f"token:{url}") is None and leadctl.saved() == {}
 
 
 # -- outbox retry says what it did not retry ----------------------------------------------------

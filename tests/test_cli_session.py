@@ -307,3 +307,53 @@ def test_the_real_executable_exits_when_the_keyring_never_answers(
         "check that it is running and unlocked, or set LEADCTL_TOKEN\n"
     )
     assert time.monotonic() - started < 15
+
+
+# -- logout where no keyring answers -------------------------------------------------------------
+
+
+def test_logout_with_no_keyring_in_reach_keeps_the_login_until_told_to_forget_it(
+    cli: Any, server: str, seeded: Any, memory_keyring: Any, tmp_path: Path
+) -> None:
+    import keyring
+
+    from tests.keyrings import NoKeyring
+
+    token = seeded.tokens["bob@firm.example"]
+    assert cli("login", "--server", server, "--with-token", input=token + "\n").code == 0
+    config = tmp_path / "config" / "leadctl" / "config.json"
+    keyring.set_keyring(NoKeyring())  # as in a shell with no D-Bus session; fixture restores
+
+    kept = cli("logout")
+    assert (kept.code, kept.stdout) == (1, "")
+    assert kept.stderr == (
+        f"leadctl: error: still logged in to {server}: its token, if one was stored, cannot be "
+        "reached from here: no OS keyring backend is available; run leadctl logout again where "
+        "that keyring works (e.g. in your desktop session), or leadctl logout --forget to "
+        "forget the server and leave any token where it is\n"
+    )
+    assert server in config.read_text()
+    as_json = cli("logout", "--json")
+    assert as_json.code == 1
+    reason = "no OS keyring backend is available"
+    assert as_json.json() == {"server": server, "removed": False, "reason": reason}
+
+    forgot = cli("logout", "--forget")
+    assert forgot.code == 0, forgot.stderr
+    assert forgot.stdout == (
+        f"Logged out of {server}; its token, if one was stored, was not removed ({reason}) and "
+        "may remain in the OS keyring.\n"
+    )
+    assert server not in config.read_text()
+    assert memory_keyring.store == {("leadctl", f"token:{server}"): token}  # said: left there
+    assert cli("logout").stdout == "Not logged in.\n"
+
+
+def test_forget_with_a_working_keyring_is_a_plain_logout(
+    cli: Any, server: str, seeded: Any, memory_keyring: Any
+) -> None:
+    token = seeded.tokens["bob@firm.example"]
+    assert cli("login", "--server", server, "--with-token", input=token + "\n").code == 0
+    out = cli("logout", "--forget", "--json")
+    assert out.code == 0 and out.json() == {"server": server, "removed": True}
+    assert memory_keyring.store == {}

@@ -281,3 +281,40 @@ def test_a_locked_keyring_says_what_to_do_and_logout_keeps_the_login(
     )
     for result in (who, out, as_json, relogin, mail, setup):
         assert token not in result.stdout + result.stderr
+
+
+# -- logout where the desktop session's keyring is out of reach -----------------------------------
+
+
+def test_logout_from_a_shell_without_the_desktop_session_does_not_lose_the_token(
+    secret_service: SecretServiceDaemon, make_server: Any, tmp_path: Path
+) -> None:
+    """Logged in inside a D-Bus session with gnome-keyring, then `logout` where there is none
+    (SSH, cron): the token is still in the keyring, so the login that points to it stays."""
+    leadctl = Leadctl(tmp_path, secret_service)
+    token = leadctl.add_attorney("Ann Lee", "ann@firm.example")
+    url = make_server(make_settings(tmp_path)).url
+    assert leadctl("login", "--server", url, "--with-token", input=token + "\n").returncode == 0
+
+    def without_dbus(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in leadctl.env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+        return subprocess.run(
+            [str(BIN / "leadctl"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=NEVER_HANG_SECONDS,
+            check=False,
+        )
+
+    out = without_dbus("logout")
+    assert out.returncode == 1 and out.stdout == "", out.stderr
+    assert out.stderr.startswith(f"leadctl: error: still logged in to {url}: its token, if one")
+    assert "leadctl logout --forget" in out.stderr and out.stderr.count("\n") == 1
+    assert leadctl.saved() == {"server": url}
+    assert secret_service.lookup(f"token:{url}") == token
+
+    back = leadctl("logout")  # in the session again: the token goes, and the login with it
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == f"Logged out of {url}; its token was removed from the OS keyring.\n"
+    assert secret_service.lookup(f"token:{url}") is None and leadctl.saved() == {}
