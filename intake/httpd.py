@@ -41,8 +41,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             BoundedHttpToolsProtocol.header_timeout = Settings.from_env().header_timeout_seconds
         self._in_head = True  # a new connection starts with a request head
         self._head_bytes = 0
-        self._ended = False  # the last message ended in the chunk being fed
-        self._restarted = False  # and a next one began after it, in that chunk
+        self._ended = False  # a message ended within the bytes being fed
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -54,33 +53,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # A request head is counted from its first byte: from the connection's start, then from
-        # the end of the message before it (counting from on_message_begin, which httptools
-        # calls while the first chunk is fed, let a head grow to twice the limit).
-        fed = data
-        if self._in_head:
-            fed = data[: MAX_HEAD_BYTES - self._head_bytes]
-            self._head_bytes += len(fed)
-        self._ended = self._restarted = False
-        super().data_received(fed)
-        if self.transport.is_closing():
+        # A head is counted from its first byte: from the connection's start, then from the end
+        # of the message before it (on_message_complete). Counting from on_message_begin, which
+        # httptools calls while the first chunk is fed, let a head grow to twice the limit.
+        if not self._in_head:  # a body: its own limits apply
+            super().data_received(data)
+            # A next request may begin within this read, after the body's end: its share of the
+            # read (already in memory) is not known, so its count starts with the next read.
             return
-        if self._restarted and self._in_head:
-            # A next (pipelined) request began inside this chunk, after the last one ended: its
-            # share of the chunk is not known, so all of it counts (an upper bound).
-            self._head_bytes = len(fed)
-        if self._in_head and (len(fed) < len(data) or self._head_bytes > MAX_HEAD_BYTES):
+        fed = data[: MAX_HEAD_BYTES - self._head_bytes]
+        self._head_bytes += len(fed)
+        self._ended = False
+        super().data_received(fed)
+        if self.transport.is_closing() or len(fed) == len(data):
+            return
+        if self._in_head and not self._ended:  # this head goes on past the limit
             self._refuse(
                 431,
                 "Request Header Fields Too Large",
                 f"the request line and headers are larger than {MAX_HEAD_BYTES // 1024} KiB",
             )
-        elif len(fed) < len(data):  # the head ended within the room left: the rest is a body
+        else:  # the head ended within the room (a body follows, or pipelined requests)
             self.data_received(data[len(fed) :])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._restarted = self._ended
         self._in_head = True
         self._arm_head_timer()
 

@@ -296,6 +296,28 @@ def test_the_second_head_on_a_kept_alive_connection_is_counted_too(
     assert three.count(b"HTTP/1.1 200 ") == 3, three
 
 
+def test_requests_pipelined_after_a_body_or_by_the_hundred_are_all_answered(
+    tmp_path: Path, make_server: Any
+) -> None:
+    """A next request beginning in the same read as a large body's end, or 1,200 small ones in
+    one write: none is taken for an over-long head (an outsider's second look found a lead stored
+    and answered 431, and CI a health check after a 413)."""
+    server = make_server(make_settings(tmp_path))
+    resume = b"Jane Doe, contract law. " * 4600  # 110 KB of text, one write with what follows
+    body = _fields(first_name="Pipe", last_name="Lined", email="pipe@example.com", consent="true")
+    body += (
+        b'--HOLD\r\nContent-Disposition: form-data; name="resume"; filename="cv.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + resume + b"\r\n--HOLD--\r\n"
+    )
+    post = _post("/api/v1/leads", body).replace(b"Connection: close\r\n", b"")
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = _raw(server.port, post + last)
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 200 " in answer, answer[-300:]
+    many = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 1200 + last
+    assert _raw(server.port, many).count(b"HTTP/1.1 200 ") == 1201
+
+
 # -- H4: JSON nested past the decoder's depth is the client's 400 ---------------------------------
 
 
