@@ -6,6 +6,7 @@ import asyncio
 import bisect
 import io
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from litestar import Request
@@ -78,6 +79,7 @@ async def parse_form(
     file_field: str = "resume",
     into: ParsedForm | None = None,
     max_body_bytes: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> ParsedForm:
     """Read the request body into text fields and at most one file (into `into`, if given: a
     caller that catches a refusal still has the fields read before it, to show them again).
@@ -88,11 +90,12 @@ async def parse_form(
     characters (400), a body that takes longer than `timeout` seconds to arrive (408: a slow
     client cannot hold a worker), more than `max_body_bytes` in all (413, as the resume's
     limit: a route that reads past an announced Content-Length keeps the fields before it).
+    `on_bytes` is told the size of each chunk as it arrives, and may refuse it by raising.
     """
     form = ParsedForm() if into is None else into
     try:
         async with asyncio.timeout(timeout):
-            return await _read(request, form, max_file_bytes, file_field, max_body_bytes)
+            return await _read(request, form, max_file_bytes, file_field, max_body_bytes, on_bytes)
     except TimeoutError:
         raise FormError(408, f"the upload took longer than {timeout:.0f} s; try again") from None
 
@@ -103,6 +106,7 @@ async def _read(
     max_file_bytes: int,
     file_field: str,
     max_body_bytes: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> ParsedForm:
     segment: MultipartSegment | None = None
     streamed, most = 0, max_body_bytes or float("inf")
@@ -122,6 +126,8 @@ async def _read(
         ) as parser:
             async for chunk in request.stream():
                 streamed += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
                 recent.append(chunk)
                 kept += len(chunk)
                 while kept - len(recent[0]) > _HEADER_WINDOW:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,19 +37,24 @@ CONSENT_NEEDED = {
 
 @dataclass
 class UploadSlots:
-    """Submission bodies being received now, in all and per client: each holds up to the
-    resume's size in memory until its last byte (or the body timeout), so both are capped.
-    Touched only on the event loop: no lock."""
+    """Submission bodies being received now: the bytes they hold in memory until their last
+    byte (or the body timeout), capped in all, and how many bodies each client sends at once.
 
-    most: int
+    A cap on the number of bodies would not do: idle connections from a few addresses filled
+    it at no cost and kept every prospect out. Bytes must be sent to be held. Touched only on
+    the event loop: no lock."""
+
+    most_bytes: int
     per_client: int | None
-    total: int = 0
+    total: int = 0  # bodies in flight
+    held_bytes: int = 0  # what they have sent so far
     clients: dict[str, int] = field(default_factory=dict)
 
     @contextmanager
-    def hold(self, client: str) -> Iterator[None]:
-        """One slot for the body about to be read, given back however its reading ends;
-        FormError 503 (code `too_many_uploads`) when none is free."""
+    def hold(self, client: str) -> Iterator[Callable[[int], None]]:
+        """A place for the body about to be read, given back however its reading ends; yields
+        what counts its bytes as they arrive. FormError 503 (code `too_many_uploads`) when the
+        client already sends `per_client` bodies, or when a chunk would pass the byte cap."""
         held = self.clients.get(client, 0)
         if self.per_client is not None and held >= self.per_client:
             raise FormError(
@@ -58,19 +63,27 @@ class UploadSlots:
                 "try again when one has finished",
                 code=TOO_MANY_UPLOADS,
             )
-        if self.total >= self.most:
-            raise FormError(
-                503,
-                f"the server is receiving too many uploads at once (at most {self.most}); "
-                "try again shortly",
-                code=TOO_MANY_UPLOADS,
-            )
         self.total += 1
         self.clients[client] = held + 1
+        taken = 0
+
+        def take(size: int) -> None:
+            nonlocal taken
+            if self.held_bytes + size > self.most_bytes:
+                raise FormError(
+                    503,
+                    "the server is receiving too much at once "
+                    f"(over {self.most_bytes // (1024 * 1024)} MB); try again shortly",
+                    code=TOO_MANY_UPLOADS,
+                )
+            taken += size
+            self.held_bytes += size
+
         try:
-            yield
+            yield take
         finally:
             self.total -= 1
+            self.held_bytes -= taken
             left = self.clients.pop(client) - 1
             if left:
                 self.clients[client] = left
@@ -92,7 +105,7 @@ class Intake:
     def __post_init__(self) -> None:
         # The per-client cap keeps to the rate limit: both off for a load test from one address.
         per_client = UPLOADS_PER_CLIENT if self.settings.rate else None
-        self.uploads = UploadSlots(self.settings.max_uploads, per_client)
+        self.uploads = UploadSlots(self.settings.upload_memory_mb * 1024 * 1024, per_client)
 
     def notify(self) -> None:
         if callable(self.wake_worker):
@@ -136,9 +149,10 @@ async def read_submission(
     in it, and the body is cut off at the resume's limit plus BODY_OVERHEAD. Refused with
     FormError 503 before a byte is read when too many bodies are being received (UploadSlots)."""
     limit = intake.settings.max_resume_bytes
-    with intake.uploads.hold(client_key(intake.client(request.scope))):  # an IPv6 /64 is one
+    with intake.uploads.hold(client_key(intake.client(request.scope))) as take:  # a /64 is one
         return await parse_form(
             request,
+            on_bytes=take,
             max_file_bytes=limit,
             timeout=intake.settings.body_timeout_seconds,
             into=into,

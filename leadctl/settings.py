@@ -105,11 +105,11 @@ class Settings:
         60.0,
         "Longest time a client may take to send a submission's body (slow clients get 408).",
     )
-    max_uploads: int = _setting(
-        "LEADS_MAX_UPLOADS",
-        64,
-        "Submission bodies one server process receives at once (each up to the resume's size); "
-        "more get 503 (and 4 at once from one client, while LEADS_RATE_LIMIT is on).",
+    upload_memory_mb: int = _setting(
+        "LEADS_UPLOAD_MEMORY_MB",
+        256,
+        "Submission bytes one server process holds while bodies arrive; past it new bytes get "
+        "503 (and each client sends at most 4 bodies at once, while LEADS_RATE_LIMIT is on).",
     )
     sqlite_busy_timeout_ms: int = _setting(
         "LEADS_SQLITE_BUSY_TIMEOUT_MS",
@@ -271,8 +271,10 @@ class Settings:
                 f"LEADS_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {self.log_format!r}"
             )
         check_mail_concurrency(self.mail_concurrency)
-        if self.max_uploads < 1:
-            raise SettingsError(f"LEADS_MAX_UPLOADS must be at least 1, not {self.max_uploads}")
+        if self.upload_memory_mb < 1:
+            raise SettingsError(
+                f"LEADS_UPLOAD_MEMORY_MB must be at least 1, not {self.upload_memory_mb}"
+            )
         _ = self.retention_period, self.remind_after_period, self.escalate_after_period
         _ = self.quarantine_digest_period
         parse_url("LEADS_PRIVACY_URL", self.privacy_url)

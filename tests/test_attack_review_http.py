@@ -121,19 +121,22 @@ def _fields(**values: str) -> bytes:
     )
 
 
-def _lead_body() -> bytes:
+def _lead_body(resume_bytes: int = 2048) -> bytes:
     return (
         _fields(first_name="Jane", last_name="Doe", email="jane@example.com", consent="true")
         + b'--HOLD\r\nContent-Disposition: form-data; name="resume"; filename="cv.pdf"\r\n'
-        b"Content-Type: application/pdf\r\n\r\n" + samples.pdf() + b"\r\n--HOLD--\r\n"
+        b"Content-Type: application/pdf\r\n\r\n" + samples.pdf(resume_bytes) + b"\r\n--HOLD--\r\n"
     )
 
 
 class Holder:
-    """A submission whose body stops halfway: it holds an upload slot until told."""
+    """A submission whose body stops 2,000 bytes short of its end: it holds its place (and the
+    bytes it sent) until told."""
 
-    def __init__(self, port: int, client: str, path: str = "/api/v1/leads") -> None:
-        self.request = _post(path, _lead_body(), client=client)
+    def __init__(
+        self, port: int, client: str, path: str = "/api/v1/leads", resume_bytes: int = 2048
+    ) -> None:
+        self.request = _post(path, _lead_body(resume_bytes), client=client)
         self.half = len(self.request) - 2000
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.sock.sendall(self.request[: self.half])
@@ -144,8 +147,9 @@ class Holder:
 
     def answer(self) -> bytes:
         chunks = []
-        while chunk := self.sock.recv(65536):
-            chunks.append(chunk)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := self.sock.recv(65536):
+                chunks.append(chunk)
         self.sock.close()
         return b"".join(chunks)
 
@@ -171,8 +175,8 @@ def _server(tmp_path: Path, **overrides: Any) -> Iterator[Any]:
         yield server
 
 
-def test_uploads_in_flight_are_capped_per_client_and_in_all(tmp_path: Path) -> None:
-    with _server(tmp_path, max_uploads=6) as server:
+def test_uploads_in_flight_are_capped_per_client_and_by_their_bytes(tmp_path: Path) -> None:
+    with _server(tmp_path, upload_memory_mb=1) as server:
         slots = _slots(server)
         port = int(server.url.rsplit(":", 1)[1])
         held = [Holder(port, A) for _ in range(4)]
@@ -186,33 +190,58 @@ def test_uploads_in_flight_are_capped_per_client_and_in_all(tmp_path: Path) -> N
                 "try again when one has finished",
             )
             assert fifth.headers["retry-after"] == "2"
-            # Another client still gets through, and then holds the last two slots.
+            # Another client still gets through, and then sends 900 KB of the 1 MB in memory.
             assert submit(client, headers={"X-Forwarded-For": B}).status_code == 201
-            held += [Holder(port, B) for _ in range(2)]
-            wait_until(lambda: slots.total == 6, 30, "six bodies in flight")
-            third = submit(client, headers={"X-Forwarded-For": C})
-            assert _json(third) == (
+            held.append(Holder(port, B, resume_bytes=900_000))
+            wait_until(lambda: slots.held_bytes > 890_000, 30, "900 KB in flight")
+            too_much = submit(client, resume=samples.pdf(200_000), headers={"X-Forwarded-For": C})
+            assert _json(too_much) == (
                 503,
                 "too_many_uploads",
-                "the server is receiving too many uploads at once (at most 6); try again shortly",
+                "the server is receiving too much at once (over 1 MB); try again shortly",
             )
             page = client.post(  # the HTML form gets its page, with the same words
                 "/",
                 data={"first_name": "Jane"},
-                files={"resume": ("cv.pdf", samples.pdf(), "application/pdf")},
+                files={"resume": ("cv.pdf", samples.pdf(200_000), "application/pdf")},
                 headers={"X-Forwarded-For": C},
             )
             assert page.status_code == 503 and page.headers["retry-after"] == "2"
-            assert "the server is receiving too many uploads at once" in page.text
-            # Every way a body's reading ends gives its slot back.
+            assert "the server is receiving too much at once" in page.text
+            # Every way a body's reading ends gives its place and its bytes back.
             assert held[0].finish().startswith(b"HTTP/1.1 201 ")
             held[1].sock.sendall(b"x" * (len(held[1].request) - held[1].half))  # no last boundary
             assert held[1].answer().startswith(b"HTTP/1.1 400 ")
             for holder in held[2:]:
                 holder.disconnect()
-            wait_until(lambda: slots.total == 0 and not slots.clients, 30, "every slot back")
+            wait_until(lambda: slots.total == 0 and not slots.clients, 30, "every place back")
+            assert slots.held_bytes == 0
             assert submit(client, headers={"X-Forwarded-For": A}).status_code == 201
-        assert slots.total == 0 and not slots.clients
+        assert slots.total == 0 and not slots.clients and slots.held_bytes == 0
+
+
+def test_idle_bodies_from_many_addresses_keep_no_one_out(tmp_path: Path) -> None:
+    """An outsider's second look: 16 addresses x 4 idle bodies filled a cap of 64 bodies and
+    every prospect got 503 for as long as they kept it up, at no cost. Bytes must now be sent
+    to be held."""
+    with _server(tmp_path) as server:
+        slots = _slots(server)
+        port = int(server.url.rsplit(":", 1)[1])
+        head = _post("/api/v1/leads", _lead_body())[: -len(_lead_body())]
+        idle = []
+        for n in range(100):
+            request = head.replace(b"Connection: close", b"X-Forwarded-For: 2001:db8:%x::1" % n)
+            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+            sock.sendall(request + b"--HOLD\r\n")
+            idle.append(sock)
+        try:
+            wait_until(lambda: slots.total == 100, 30, "a hundred idle bodies")
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                assert submit(client, headers={"X-Forwarded-For": A}).status_code == 201
+        finally:
+            for sock in idle:
+                sock.close()
+        wait_until(lambda: slots.total == 0 and slots.held_bytes == 0, 30, "every place back")
 
 
 def test_a_body_that_times_out_gives_its_slot_back(tmp_path: Path) -> None:
@@ -224,11 +253,11 @@ def test_a_body_that_times_out_gives_its_slot_back(tmp_path: Path) -> None:
         assert slots.total == 0 and not slots.clients
 
 
-def test_max_uploads_must_be_positive(tmp_path: Path) -> None:
+def test_upload_memory_must_be_positive(tmp_path: Path) -> None:
     from leadctl.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="LEADS_MAX_UPLOADS must be at least 1, not 0"):
-        Settings.from_env({"LEADS_MAX_UPLOADS": "0"})
+    with pytest.raises(SettingsError, match="LEADS_UPLOAD_MEMORY_MB must be at least 1, not 0"):
+        Settings.from_env({"LEADS_UPLOAD_MEMORY_MB": "0"})
 
 
 # -- H3: the request head's limit counts its first chunk ------------------------------------------
