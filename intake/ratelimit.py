@@ -25,18 +25,32 @@ from leadctl.settings import Network
 IPV6_PREFIX = 64
 
 
+UNREADABLE = "unreadable"  # every spelling no parser reads is one client: none buys a new allowance
+
+
 def client_key(address: str) -> str:
-    """What the limit counts for `address`: an IPv4 address in its one spelling, an IPv6 one as
-    its /64 (an IPv4-mapped one as the IPv4 address), anything else (no address) as it is."""
+    """What the limits count for `address`: an IPv4 address in its one spelling; an IPv6 one as
+    its /64, unless it carries an IPv4 address (mapped, compatible, 6to4, Teredo), then as that
+    IPv4 address. A proxy's `[v6]:port` or `v4:port` counts without its port; what is still no
+    address counts as one client, UNREADABLE (leading zeros, hex, `unknown`)."""
+    text = address.strip()
+    if text.startswith("[") and "]" in text:  # `[2001:db8::1]:443`
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # `203.0.113.5:5678`
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip), IPV6_PREFIX), strict=False))
-    return str(ip)
+        return UNREADABLE
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    number = int(ip)
+    carried = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+    if carried is None and 1 < number < 2**32:  # IPv4-compatible `::203.0.113.5`
+        carried = ipaddress.IPv4Address(number)
+    if carried is not None:
+        return str(carried)
+    return str(ipaddress.IPv6Network((number, IPV6_PREFIX), strict=False))
 
 
 class RateLimiter:

@@ -13,7 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from intake import create_app
-from intake.ratelimit import RateLimiter, client_address, client_key
+from intake.ratelimit import UNREADABLE, RateLimiter, client_address, client_key
 from leadctl import attorneys, submissions
 from leadctl.models import Event, IdempotencyKey, Lead, OutboxMessage
 from leadctl.settings import Settings, parse_proxies, parse_rate
@@ -90,7 +90,15 @@ def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
     assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
     assert client_key("fe80::1%eth0") == "fe80::/64"
     assert client_key("::ffff:203.0.113.7") == client_key("203.0.113.7") == "203.0.113.7"
-    assert client_key("unknown") == "unknown"  # no address: as it is
+    # A proxy's port, brackets, and IPv6 addresses that carry an IPv4 one (an outsider's
+    # second look got a fresh allowance for each).
+    for spelt in ("203.0.113.5:5000", "::203.0.113.5", "2002:cb00:7105:1::1", "2002:cb00:7105:2::"):
+        assert client_key(spelt) == "203.0.113.5", spelt
+    assert client_key("2001:0:4136:e378:8000:63bf:3fff:fdd2") == "192.0.2.45"  # Teredo's client
+    assert client_key("[2001:db8:5::1]:443") == client_key("[2001:db8:5::2]") == "2001:db8:5::/64"
+    # What no parser reads is one client, however it is written.
+    spellings = ("0203.0.113.5", "0xcb.0.113.5", "3405803781", "203.0.29957", "unknown", "x:y")
+    assert {client_key(a) for a in spellings} == {UNREADABLE}
 
 
 def test_an_ipv6_client_gets_one_allowance_for_its_whole_64(settings: Settings) -> None:
