@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         exception_handlers={
             LeadctlError: errors.handle_core_error,
             HTTPException: errors.handle_http_exception,
-            RecursionError: errors.handle_recursion,  # a JSON body nested too deeply
+            RecursionError: errors.handle_undecodable,  # a JSON body nested too deeply
+            UnicodeDecodeError: errors.handle_undecodable,  # or not UTF-8 inside a string
             Exception: errors.handle_unexpected,
         },
         request_max_body_size=settings.max_resume_bytes + BODY_OVERHEAD,

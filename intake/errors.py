@@ -131,6 +131,11 @@ def handle_core_error(_: Request, exc: core.LeadctlError) -> Response[dict]:
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
     # Litestar's own parameter and body validation: same shape and status as intake's.
     status = 422 if isinstance(exc, ValidationException) else exc.status_code
+    if status >= 500 and "client disconnected" in str(exc.detail):
+        # The client went away mid-body: nobody reads the answer, and it is not our error (an
+        # outsider could fill the error log with them).
+        log.info("request ended early: %s", exc.detail)
+        return error_response(400, [(None, "the client disconnected before the body was sent")])
     if status >= 500:
         log.error("internal error: %s", exc.detail)
         return error_response(500, [(None, "internal error; the request was not processed")])
@@ -147,15 +152,32 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[dict]:
 
 
 TOO_DEEP = "the JSON body is nested too deeply"
+NOT_UTF8 = "the JSON body is not valid UTF-8"
 
 
-def handle_recursion(request: Request, exc: RecursionError) -> Response[dict]:
-    """A JSON body nested past what the decoder follows (msgspec raises RecursionError, which
-    Litestar does not turn into a 400 as it does other decoding errors): the client's fault.
-    Any other RecursionError is a fault of ours."""
-    if "deserializ" in str(exc):
-        return error_response(400, [(None, TOO_DEEP)])
+def handle_undecodable(
+    request: Request, exc: RecursionError | UnicodeDecodeError
+) -> Response[dict]:
+    """A JSON body nested past what the decoder follows, or with bytes that are not UTF-8 inside
+    a string: msgspec raises RecursionError or UnicodeDecodeError, which Litestar does not turn
+    into a 400 as it does other decoding errors. The client's fault; raised anywhere else, ours."""
+    if _in_body_decoding(exc):
+        return error_response(
+            400, [(None, TOO_DEEP if isinstance(exc, RecursionError) else NOT_UTF8)]
+        )
     return handle_unexpected(request, exc)
+
+
+def _in_body_decoding(exc: BaseException) -> bool:
+    """Whether `exc` came out of Litestar's decoding of a request's JSON body."""
+    if isinstance(exc, RecursionError) and "deserializ" in str(exc):
+        return True
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "decode_json":
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def handle_unexpected(_: Request, exc: Exception) -> Response[dict]:

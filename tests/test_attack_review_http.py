@@ -244,6 +244,19 @@ def test_idle_bodies_from_many_addresses_keep_no_one_out(tmp_path: Path) -> None
         wait_until(lambda: slots.total == 0 and slots.held_bytes == 0, 30, "every place back")
 
 
+def test_a_client_that_leaves_mid_body_is_no_error_of_ours(
+    tmp_path: Path, make_server: Any
+) -> None:
+    """Each one was logged at ERROR as an internal error and counted a 500: an outsider could
+    fill the error log at will."""
+    server = make_server(make_settings(tmp_path))
+    Holder(server.port, A).disconnect()
+    wait_until(lambda: "request ended early" in server.log.read_text(), 30, "the early end logged")
+    log = server.log.read_text()
+    assert " ERROR " not in log and " 500 " not in log, log[-2000:]
+    assert "POST /api/v1/leads 400 " in log
+
+
 def test_a_body_that_times_out_gives_its_slot_back(tmp_path: Path) -> None:
     with _server(tmp_path, body_timeout_seconds=0.5) as server:
         slots = _slots(server)
@@ -369,6 +382,13 @@ def test_deeply_nested_json_gets_a_400_on_every_route(settings: Settings) -> Non
                 "code": "bad_request",
                 "errors": [{"field": None, "message": "the JSON body is nested too deeply"}],
             }
+            # Bytes that are not UTF-8 inside a string (an outsider's second look: a 500).
+            for field in ("note", "text", "attorney", "names"):
+                answer = client.post(
+                    path, content=b'{"%s":"\xff\xfe"}' % field.encode(), headers=staff
+                )
+                assert answer.status_code == 400, (path, field, answer.text)
+                assert answer.json()["errors"][0]["message"] == "the JSON body is not valid UTF-8"
         # The public routes take no JSON: a clear 4xx, never a 500.
         public = {"Content-Type": "application/json"}
         for path, status in (("/api/v1/leads", 415), ("/", 415), ("/api/v1/conflicts", 401)):
