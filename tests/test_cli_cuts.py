@@ -148,3 +148,19 @@ def test_every_list_command_takes_csv_and_ndjson(
     assert [json.loads(line)["id"] for line in as_ndjson.stdout.splitlines()] == [
         row["id"] for row in rows
     ]
+
+
+def test_under_scope_own_the_outbox_is_an_admins(
+    monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str], seeded: Any
+) -> None:
+    """It lists every lead's mail (recipients, subjects with references): a second outsider's
+    look read another attorney's prospects there while their `show` was refused."""
+    from tests.cli_harness import Cli
+
+    own = Cli(monkeypatch, {**cli_env, "LEADS_ATTORNEY_SCOPE": "own"})
+    refused = own("--as", "bob@firm.example", "outbox", "--json")
+    assert (refused.code, refused.stdout) == (1, "")
+    assert "leadctl outbox needs an admin" in refused.stderr
+    assert own("--as", "ann@firm.example", "outbox", "--json").json()
+    every_lead = Cli(monkeypatch, cli_env)  # without scope own, every attorney reads it all
+    assert every_lead("--as", "bob@firm.example", "outbox", "--json").json()

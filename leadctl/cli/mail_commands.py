@@ -42,6 +42,8 @@ def outbox_list(
     env: Env = ctx.obj
     out = env.output(pick_format(json_, csv_, ndjson))
     env.open_database()
+    if env.settings.attorney_scope == "own":  # every lead's mail: recipients, subjects
+        env.admin("outbox")
     out.rows(list_messages(wanted, limit), OUTBOX_COLUMNS)
 
 
