@@ -313,3 +313,24 @@ def check_resume(filename: str | None, data: bytes, max_bytes: int) -> CheckedRe
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
     )
+
+
+def search(
+    pattern: re.Pattern[bytes], data: bytes, start: int, longest: int
+) -> re.Match[bytes] | None:
+    """The first match of `pattern` (at most `longest` bytes long) from `start`, window by
+    window: one search through 10 MiB would hold the GIL, stalling every other request."""
+    for at in range(start, len(data), SCAN_WINDOW):
+        found = pattern.search(data, at, at + SCAN_WINDOW + longest)
+        if found:
+            return found
+    return None
+
+
+def find(data: bytes, needle: bytes, start: int) -> int:
+    """`data.find(needle, start)`, window by window as `search`."""
+    for at in range(start, len(data), SCAN_WINDOW):
+        found = data.find(needle, at, at + SCAN_WINDOW + len(needle) - 1)
+        if found >= 0:
+            return found
+    return -1

