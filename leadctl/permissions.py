@@ -60,13 +60,11 @@ def local(actor: str) -> Caller:
     )
 
 
-def check_admin(caller: Caller, what: str) -> None:
+def check_admin(caller: Caller, what: str, hint: str = "") -> None:
     """Forbidden (403) unless `caller` is an admin; `what` names the act (suspected spam is
-    an admin's to read and release)."""
+    an admin's to read and release), `hint` how to act as one."""
     if not caller.is_admin:
-        raise Forbidden(
-            f"{what} needs an admin" + (f": {caller.refusal}" if caller.refusal else "")
-        )
+        raise Forbidden(f"{what} needs an admin" + (f"; {hint}" if hint else ""))
 
 
 def owner_of(lead: Lead) -> str | None:

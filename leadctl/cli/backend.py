@@ -120,7 +120,8 @@ class LocalBackend:
         if query.quarantined:  # as the staff API: suspected spam is an admin's to see
             from leadctl import permissions
 
-            permissions.check_admin(self.caller, "listing quarantined leads")
+            hint = "pass --as ADMIN_EMAIL before the command (see: leadctl attorney list)"
+            permissions.check_admin(self.caller, "listing quarantined leads", hint)
         return dataclasses.replace(query, visible_to=self._visible_to())
 
     def _readable(self, ident: str, *, include_quarantined: bool = False) -> Any:
