@@ -61,13 +61,14 @@ def test_only_accepted_submissions_use_up_the_allowance(settings: Settings) -> N
 
 def test_the_limiter_window_slides_and_forgets_idle_clients() -> None:
     limiter = RateLimiter(2, 60.0, max_clients=2)
-    limiter.record("a", now=0)
-    limiter.record("a", now=10)
-    assert limiter.retry_after("a", now=20) == 40
-    assert limiter.retry_after("a", now=60.5) is None
-    limiter.record("b", now=1)
-    limiter.record("c", now=2)  # "a" is forgotten: memory stays bounded under a flood
-    assert limiter.retry_after("a", now=21) is None
+    a, b, c = "203.0.113.1", "203.0.113.2", "2001:db8::1"
+    limiter.record(a, now=0)
+    limiter.record(a, now=10)
+    assert limiter.retry_after(a, now=20) == 40
+    assert limiter.retry_after(a, now=60.5) is None
+    limiter.record(b, now=1)
+    limiter.record(c, now=2)  # a is forgotten: memory stays bounded under a flood
+    assert limiter.retry_after(a, now=21) is None
 
 
 def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
