@@ -67,6 +67,18 @@ def pg_schema(admin_url: str = PG_ADMIN) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def scratch_database(kind: str) -> Iterator[str]:
+    """The URL of an empty database for a bench that works in its own process: a PostgreSQL
+    schema, or a SQLite file in a temporary folder; gone after the run."""
+    if kind == "postgres":
+        with pg_schema() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="leadctl-bench-") as folder:
+        yield f"sqlite:///{folder}/leads.db"
+
+
+@contextlib.contextmanager
 def fresh_database(kind: str, **env: str) -> Iterator[str | None]:
     """None for SQLite (`server` makes its own file), or the URL of a fresh PostgreSQL schema
     with leadctl's tables already made: two server processes starting at once on an empty

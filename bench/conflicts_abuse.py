@@ -13,20 +13,18 @@ eight of the outsider's requests run at once, then eight of the costliest let th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_reference, pdf, percentile, pg_schema, server
+from common import cpu_reference, pdf, percentile, scratch_database, server
 
 from leadctl import attorneys, conflicts, db, schema, transactions
 from leadctl.errors import InvalidInput
@@ -205,16 +203,6 @@ def report(label: str, values: list[float]) -> None:
     )
 
 
-@contextlib.contextmanager
-def database_for(kind: str) -> Iterator[str]:
-    if kind == "postgres":
-        with pg_schema() as url:
-            yield url
-        return
-    with tempfile.TemporaryDirectory(prefix="leadctl-abuse-") as folder:
-        yield f"sqlite:///{folder}/leads.db"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=25_000)
@@ -225,7 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     print(cpu_reference(), flush=True)
     rng = random.Random(7)
-    with database_for(args.db) as url:
+    with scratch_database(args.db) as url:
         vocab = fill(url, args.leads, rng)
         print(f"{args.db}: {args.leads:,} leads, {len(vocab)} words of about "
               f"{args.leads * WORDS_PER_LEAD // len(vocab)} postings each", flush=True)  # fmt: skip

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cpu_reference, pg_schema
+from common import cpu_reference, scratch_database
 
 from leadctl import db, reassignment, schema, transactions
 from leadctl.models import Attorney, Event, Lead, OutboxMessage, Resume, database, email_key
@@ -37,16 +37,6 @@ from leadctl.timeutil import utcnow
 RESUME = b"%PDF-1.4\n% tiny benchmark resume\n%%EOF\n"
 BATCH = 2000  # rows per INSERT: 15 columns stay under every database's parameter limit
 DEPARTING = "a0@firm.example"
-
-
-@contextlib.contextmanager
-def fresh(kind: str) -> Iterator[str]:
-    if kind == "postgres":
-        with pg_schema() as url:
-            yield url
-        return
-    with tempfile.TemporaryDirectory(prefix="leadctl-reassign-") as folder:
-        yield f"sqlite:///{folder}/leads.db"
 
 
 def fill(count: int, attorneys: int, returning: float) -> None:
@@ -127,7 +117,7 @@ def counting() -> Iterator[list[int]]:
 
 
 def one_run(kind: str, target: str, args: argparse.Namespace) -> tuple[float, int, str]:
-    with fresh(kind) as url, tempfile.TemporaryDirectory() as mail:
+    with scratch_database(kind) as url, tempfile.TemporaryDirectory() as mail:
         settings = Settings.from_env({}, database_url=url, mail_dir=mail)
         db.bind(url)
         schema.ensure_schema()
