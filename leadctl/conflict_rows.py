@@ -8,6 +8,7 @@ from typing import Any
 
 from peewee import JOIN
 
+from leadctl.db import chunks
 from leadctl.models import Lead, NameToken, Party, database
 
 LEAD_COLUMNS = (
@@ -60,11 +61,6 @@ def party_rows(where: Any, limit: int, *, ordered: bool = True) -> list[dict[str
     if ordered:
         query = query.order_by(Party.id.desc())
     return list(query.dicts())  # type: ignore[arg-type]
-
-
-def chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def postings(word: str, cap: int) -> list[tuple[Any, ...]] | None:

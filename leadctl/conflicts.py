@@ -38,7 +38,6 @@ from leadctl import fastpath
 from leadctl.conflict_hits import best, erased_hit, lead_hit, merge, party_hit, withhold
 from leadctl.conflict_rows import (
     SPARE,
-    chunks,
     kept,
     lead_rows,
     party_rows,
@@ -46,6 +45,7 @@ from leadctl.conflict_rows import (
     tomb_rows,
     whole_leads,
 )
+from leadctl.db import chunks
 from leadctl.errors import InvalidInput, NotFound
 from leadctl.models import Lead, Party, email_key
 from leadctl.names import keyed_hash, words

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -171,3 +172,12 @@ def unanswered() -> str | None:
         with contextlib.suppress(Exception):
             database.obj.close()
         return type(exc).__name__
+
+
+IN_CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
+def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+    """`items` in slices of `size`, one IN (...) each."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

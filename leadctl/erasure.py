@@ -24,6 +24,7 @@ from peewee import (
 )
 
 from leadctl import events, mentions
+from leadctl.db import chunks
 from leadctl.errors import NotFound, StorageUnavailable
 from leadctl.models import (
     Event,
@@ -37,7 +38,6 @@ from leadctl.models import (
 )
 from leadctl.names import keyed_hash
 from leadctl.redaction import (
-    chunks,
     erase_messages,
     locked,
     redact_digests,

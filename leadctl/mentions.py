@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from leadctl.db import chunks
 from leadctl.models import ConflictMention, Event, Lead, OutboxMessage
 from leadctl.redaction import (
     CONFLICTS_FOUND,
     ERASED,
     HIT_KEYS,
-    chunks,
     forms,
     locked,
     rewrite_messages,

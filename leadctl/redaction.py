@@ -12,13 +12,13 @@ from typing import Any
 from markupsafe import escape
 from peewee import SqliteDatabase
 
+from leadctl.db import chunks
 from leadctl.models import Event, Lead, OutboxMessage, database, email_key
 from leadctl.states import MessageStatus
 from leadctl.text import visible
 
 ERASED = "[erased]"  # what stands where personal data was: in event details, in a digest
 CANCELLED = "cancelled: the lead was erased"  # an unsent message's last_error
-CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
 
 # The quarantine digest (leadctl.chores) is an email with no lead of its own; each lead it
 # counts gets a DIGESTED event holding the digest's Message-ID: the link erasure follows back.
@@ -291,8 +291,3 @@ def _joined(text: str, i: int, step: int) -> bool:
 def locked(query: Any) -> Any:
     """`query` FOR UPDATE on PostgreSQL; SQLite's one write lock was taken at BEGIN."""
     return query if isinstance(database.obj, SqliteDatabase) else query.for_update()
-
-
-def chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -345,7 +345,8 @@ def _resume_facts(lead: Lead) -> ResumeFacts:
 def purge_quarantine(older_than: timedelta = QUARANTINE_KEPT, *, dry_run: bool = False) -> int:
     """Delete quarantined leads (with resumes and history) older than `older_than`, after
     taking their names and addresses out of the quarantine digests that listed them."""
-    from leadctl.redaction import chunks, locked, redact_digests
+    from leadctl.db import chunks
+    from leadctl.redaction import locked, redact_digests
 
     cutoff = utcnow() - older_than
     doomed = Lead.select(Lead.id).where((Lead.quarantined == True) & (Lead.created_at < cutoff))  # noqa: E712
