@@ -37,6 +37,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends on `sock` until it closes the connection (a reset too)."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def send_raw(port: int, data: bytes, timeout: float) -> bytes:
+    """Send `data` on a fresh connection and read until the server closes it (or `timeout`);
+    the server may close first: what it answered is still read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(data)
+        return read_until_closed(sock)
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> Any:
     """Poll `condition` until it is truthy and return its value; fail naming `what` after
     `timeout` seconds."""

@@ -25,22 +25,21 @@ from leadctl import attorneys
 from leadctl.models import database
 from leadctl.settings import Settings
 from tests import samples
-from tests.conftest import make_settings, serve_in_thread, submit, wait_until
+from tests.conftest import (
+    make_settings,
+    read_until_closed,
+    send_raw,
+    serve_in_thread,
+    submit,
+    wait_until,
+)
 
 BOUNDARY = b"HOLD"
 A, B, C = "203.0.113.1", "203.0.113.2", "203.0.113.3"
 
 
 def _raw(port: int, data: bytes, timeout: float = 60.0) -> bytes:
-    """Send `data` on a fresh connection; what the server answered until it closed it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(data)
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
+    return send_raw(port, data, timeout)
 
 
 def _post(path: str, body: bytes, boundary: bytes = BOUNDARY, client: str | None = None) -> bytes:
@@ -146,12 +145,9 @@ class Holder:
         return self.answer()
 
     def answer(self) -> bytes:
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := self.sock.recv(65536):
-                chunks.append(chunk)
+        answered = read_until_closed(self.sock)
         self.sock.close()
-        return b"".join(chunks)
+        return answered
 
     def disconnect(self) -> None:
         self.sock.close()
@@ -286,11 +282,7 @@ def _head_in_pieces(port: int, first: bytes, *pieces: bytes) -> bytes:
             wait_until(read, 10, "the server to read what was sent")
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(piece)
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
+        return read_until_closed(sock)
 
 
 def _all_read(server_port: int, client_port: int) -> bool:

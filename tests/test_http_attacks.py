@@ -3,7 +3,6 @@ overflowing parameters, hostile bodies, framing, and quarantined leads asked for
 
 from __future__ import annotations
 
-import contextlib
 import json
 import select
 import socket
@@ -21,23 +20,13 @@ from leadctl.resumes import check_resume
 from leadctl.settings import Settings
 from leadctl.validation import check_prospect
 from tests import samples
-from tests.conftest import BIN, make_settings, server_env, submit
+from tests.conftest import BIN, make_settings, send_raw, server_env, submit
 
 pytestmark = pytest.mark.e2e
 
 
 def _raw(port: int, data: bytes, timeout: float = 15.0) -> bytes:
-    """Send `data` on a fresh connection and read until the server closes it (or `timeout`)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(data)  # the server may close first: what it answered is still read
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass
-        return b"".join(chunks)
+    return send_raw(port, data, timeout)
 
 
 def _seed(s: Settings) -> dict[str, str]:
