@@ -37,6 +37,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def at_once(work: Callable[[], Any], count: int, timeout: float = 60.0) -> list[Any]:
+    """Run `work` on `count` threads that start together (a barrier), each with its own
+    database connection, closed at its end: their results, in no order. Raises the first
+    exception a thread raised; fails if one has not ended within `timeout` seconds."""
+    start = threading.Barrier(count)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait(timeout)
+            results.append(work())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.close_connection()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), f"a thread ran past {timeout} s"
+    if errors:
+        raise errors[0]
+    return results
+
+
 def read_until_closed(sock: socket.socket) -> bytes:
     """Everything the server sends on `sock` until it closes the connection (a reset too)."""
     chunks = []

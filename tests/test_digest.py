@@ -3,7 +3,6 @@ each lead listed once, a flood summed up in a bounded email."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from leadctl.validation import check_prospect
 from tests import samples
 from tests.conftest import (
     SmtpSink,
+    at_once,
     erase_while_another_erasure_holds_its_locks,
     make_settings,
     outbox_statuses,
@@ -151,21 +151,7 @@ def test_two_workers_send_one_digest(inbox: Settings) -> None:
     for i in range(5):
         _held(inbox, n=i)
     db.close_connection()
-    start = threading.Barrier(4)
-    sent: list[int] = []
-
-    def work() -> None:
-        try:
-            start.wait()
-            sent.append(chores.digest_due(inbox, utcnow()))
-        finally:
-            db.close_connection()
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    sent = at_once(lambda: chores.digest_due(inbox, utcnow()), 4)
     assert sorted(sent) == [0, 0, 0, 1]
     assert len(_digests()) == 1
 

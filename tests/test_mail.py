@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,7 +19,7 @@ from leadctl.settings import Settings
 from leadctl.states import MESSAGE_TRANSITIONS, MessageAction, MessageStatus
 from leadctl.validation import check_prospect
 from tests import samples
-from tests.conftest import SmtpSink, smtp_settings, wait_until
+from tests.conftest import SmtpSink, at_once, smtp_settings, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -162,26 +161,15 @@ def test_two_workers_deliver_each_message_exactly_once(core: Settings, smtp_sink
     for i in range(15):
         _lead(core, email=f"p{i}@example.com")
     s = smtp_settings(core, smtp_sink.port)
-    errors: list[BaseException] = []
 
     def worker() -> None:
         sender = make_sender(s)
         try:
             outbox.drain(sender, s)
-        except BaseException as exc:
-            errors.append(exc)
         finally:
             sender.close()
-            from leadctl.db import close_connection
 
-            close_connection()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    at_once(worker, 2, timeout=30)  # raises what any worker raised
     received = smtp_sink.wait_for(30, timeout=5)
     ids = [m["Message-ID"] for _, m in received]
     assert len(ids) == 30

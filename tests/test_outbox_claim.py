@@ -22,7 +22,7 @@ from leadctl.transactions import write_transaction
 from leadctl.validation import check_prospect
 from leadctl.webhooks import PURPOSE as WEBHOOK
 from tests import samples
-from tests.conftest import SmtpSink, smtp_settings
+from tests.conftest import SmtpSink, at_once, smtp_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -77,30 +77,14 @@ def test_claim_takes_the_oldest_due_first_and_returns_whole_messages(core: Setti
 
 def test_concurrent_claims_take_disjoint_batches(core: Settings) -> None:
     _queue(core, 60, at=utcnow() - timedelta(minutes=1))
-    taken: list[list[int]] = []
-    errors: list[BaseException] = []
-    ready = threading.Barrier(3)
 
-    def claimer() -> None:
-        from leadctl.db import close_connection
+    def claimer() -> list[int]:
+        mine: list[int] = []
+        while batch := outbox.claim(7, timedelta(seconds=60)):
+            mine += [m.id for m in batch]
+        return mine
 
-        try:
-            ready.wait(10)
-            mine: list[int] = []
-            while batch := outbox.claim(7, timedelta(seconds=60)):
-                mine += [m.id for m in batch]
-            taken.append(mine)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            close_connection()
-
-    threads = [threading.Thread(target=claimer) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    taken = at_once(claimer, 3)  # raises what any claimer raised
     every = [i for mine in taken for i in mine]
     assert len(every) == 60 and len(set(every)) == 60
     assert OutboxMessage.select().where(OutboxMessage.attempts != 1).count() == 0

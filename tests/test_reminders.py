@@ -3,7 +3,6 @@ out, never twice — even with several workers on one PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from leadctl.validation import check_prospect
 from tests import samples
 from tests.conftest import (
     SmtpSink,
+    at_once,
     make_settings,
     outbox_statuses,
     smtp_settings,
@@ -144,26 +144,13 @@ def test_reminders_wait_for_a_claim_and_go_out_exactly_once_across_workers(
         Lead.id.in_([lead.id for lead in leads])
     ).execute()
     db.close_connection()
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            start.wait()
-            routine = chores.Routine(firm, tick=0)
-            while routine.run():
-                pass
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            db.close_connection()
+        routine = chores.Routine(firm, tick=0)
+        while routine.run():
+            pass
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    at_once(work, 4)  # raises what any worker raised
     for purpose in ("reminder", "escalation"):
         got = sorted(m.lead_id for m in _messages(purpose))
         assert got == sorted(lead.id for lead in leads), purpose
