@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from peewee import SqliteDatabase, fn
+from peewee import fn
 
 from leadctl import fastpath
-from leadctl.models import Attorney, Lead, database, email_key
+from leadctl.db import is_sqlite
+from leadctl.models import Attorney, Lead, email_key
 
 ROUND_ROBIN_LOCK = "round-robin"  # fastpath.serialize: the lock every round-robin pick holds
 TICK = timedelta(microseconds=1)  # the instants of one batch's picks, apart: their order
@@ -81,7 +82,7 @@ def choose_many(
     if not active:
         return None
     # PostgreSQL's mark is never before the latest one (fastpath.mark_assigned); SQLite's is `now`.
-    monotonic = not isinstance(database.obj, SqliteDatabase)
+    monotonic = not is_sqlite()
     latest = max((m for m in marks.values() if m is not None), default=None)
     # The line: active attorneys, least recently assigned first, never assigned before all (as
     # fastpath's ORDER BY last_assigned_at NULLS FIRST, id). A pick adds the attorney again

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from peewee import SQL, SqliteDatabase, Value, fn
+from peewee import SQL, Value, fn
 
 from leadctl import events, fastpath
 from leadctl.assignment import ROUND_ROBIN_LOCK, choose_many, returning_attorneys
+from leadctl.db import is_sqlite
 from leadctl.errors import Forbidden, LeadctlError, NotFound
 from leadctl.leads import Outcome, allowed, find, lead_dict
-from leadctl.models import Attorney, Event, Lead, database, email_key
+from leadctl.models import Attorney, Event, Lead, email_key
 from leadctl.permissions import Caller, may_change, owner_of
 from leadctl.states import State
 from leadctl.timeutil import iso, utcnow
@@ -207,7 +208,7 @@ def _plan(pending: list[Any], target: Attorney | None, theirs: Any, now: datetim
 def _one_of(ids: list[int]) -> Any:
     """`Lead.id` is one of `ids`, however many, as one parameter: a PostgreSQL array, a JSON
     array read by SQLite's json_each (an IN list would need one parameter per id)."""
-    if isinstance(database.obj, SqliteDatabase):
+    if is_sqlite():
         return Lead.id.in_(SQL("(SELECT value FROM json_each(?))", [json.dumps(ids)]))
     return Lead.id == fn.ANY(Value(ids, unpack=False))
 

@@ -10,10 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from markupsafe import escape
-from peewee import SqliteDatabase
 
-from leadctl.db import chunks
-from leadctl.models import Event, Lead, OutboxMessage, database, email_key
+from leadctl.db import chunks, is_sqlite
+from leadctl.models import Event, Lead, OutboxMessage, email_key
 from leadctl.states import MessageStatus
 from leadctl.text import visible
 
@@ -290,4 +289,4 @@ def _joined(text: str, i: int, step: int) -> bool:
 
 def locked(query: Any) -> Any:
     """`query` FOR UPDATE on PostgreSQL; SQLite's one write lock was taken at BEGIN."""
-    return query if isinstance(database.obj, SqliteDatabase) else query.for_update()
+    return query if is_sqlite() else query.for_update()
