@@ -231,6 +231,33 @@ def test_this_sessions_commands_on_a_real_terminal_show_outside_text_as_text(
         assert expected in shown, (args, shown)
 
 
+def test_session_six_outputs_on_a_real_terminal_show_outside_text_as_text(
+    hostile: Hostile, cli_env: dict[str, str]
+) -> None:
+    """What session 6 added that can print typed or stored text: one-line usage errors (what
+    was typed), history as CSV, stats with an erased lead apart, an empty `-`."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LEADS_", "LEADCTL_"))},
+        **cli_env,
+        "TERM": "xterm-256color",
+    }
+    env.pop("NO_COLOR", None)
+    code, shown = run_on_a_pty(["list", f"--{OSC8}{CLEAR}{RLO}x"], env)
+    assert code == 2, shown
+    _no_raw(shown)
+    assert "no such option: --\\x1b]8;;https://evil.example\\x07\\x1b[2J\\u202ex" in shown
+    code, shown = run_on_a_pty([f"no{CLEAR}such{CSI1}"], env)
+    assert code == 2 and "no such command 'no\\x1b[2Jsuch\\x9b'" in shown, shown
+    _no_raw(shown)
+    code, shown = run_on_a_pty(["history", "--lead", str(hostile.raw), "--csv"], env)
+    assert code == 0, shown
+    _no_raw(shown)
+    assert "called \\u001b[2J\\u202eback" in shown  # a details cell is JSON, escaped as JSON
+    code, shown = run_on_a_pty(["stats"], env)
+    assert code == 0 and "PENDING" in shown, shown
+    _no_raw(shown)
+
+
 # -- CSV -------------------------------------------------------------------------------------------
 
 
