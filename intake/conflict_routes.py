@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +44,7 @@ async def check_conflicts(request: Request, data: JSONBody[ConflictQuery]) -> di
     # One check at a time per server process, the others waiting here without a thread: the
     # bounds keep one check to a fraction of a second, and eight at once must not take every
     # core from the public form.
-    gate: asyncio.Semaphore | None = getattr(request.app.state, "conflict_gate", None)
-    if gate is None:
-        gate = request.app.state.conflict_gate = asyncio.Semaphore(1)
-    async with gate:
+    async with request.app.state.intake.conflict_gate:
         result: dict[str, Any] = await anyio.to_thread.run_sync(_check, request, data)
     return result
 

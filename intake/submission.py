@@ -101,6 +101,8 @@ class Intake:
     form_secret: bytes = b""
     wake_worker: Any = None
     uploads: UploadSlots = field(init=False)
+    # One staff conflict check at a time (intake/conflict_routes.py): the others wait for it.
+    conflict_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def __post_init__(self) -> None:
         # The per-client cap keeps to the rate limit: both off for a load test from one address.
