@@ -3,8 +3,8 @@ process (SQLite), in the database for several servers on one PostgreSQL.
 
 Only accepted submissions count: a refused one (422, 413, 415) costs nothing, so a person
 correcting a typo is never locked out. On PostgreSQL the log is shared (leadctl.fastpath),
-so N servers behind a load balancer allow the limit once, not N times. A client is counted by
-`client_key`: an IPv6 client by its /64.
+so N servers behind a load balancer allow the limit once, not N times. The limiters count the
+keys they are given: `Intake.client` gives `client_key`'s, an IPv6 client by its /64.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class RateLimiter:
     def retry_after(self, client: str, now: float | None = None) -> int | None:
         """Seconds until `client` may submit again, or None if it may now."""
         now = time.monotonic() if now is None else now
-        client = client_key(client)
         with self._lock:
             hits = self._hits.get(client)
             if hits is None:
@@ -79,7 +78,6 @@ class RateLimiter:
 
     def record(self, client: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        client = client_key(client)
         with self._lock:
             hits = self._hits.pop(client, None) or deque()
             hits.append(now)
@@ -99,10 +97,10 @@ class SharedRateLimiter:
         self.period = period
 
     def retry_after(self, client: str) -> int | None:
-        return fastpath.rate_limit_wait(client_key(client), self.limit, self.period)
+        return fastpath.rate_limit_wait(client, self.limit, self.period)
 
     def record(self, client: str) -> None:
-        fastpath.record_rate_hit(client_key(client), self.period)
+        fastpath.record_rate_hit(client, self.period)
 
 
 def client_address(scope: Scope, trusted: list[Network]) -> str:

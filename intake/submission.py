@@ -114,8 +114,9 @@ class Intake:
             self.wake_worker()
 
     def client(self, scope: Scope) -> str:
-        """Who is asking, by the one rule (`LEADS_TRUSTED_PROXIES`)."""
-        return client_address(scope, self.settings.proxy_networks)
+        """Who is asking, by the one rule (`LEADS_TRUSTED_PROXIES`), as the rate limit and the
+        upload slots count them (`client_key`: an IPv6 /64 is one client)."""
+        return client_key(client_address(scope, self.settings.proxy_networks))
 
     async def retry_after(self, scope: Scope) -> int | None:
         """Seconds the client of this request must wait before another submission, or None."""
@@ -151,7 +152,7 @@ async def read_submission(
     in it, and the body is cut off at the resume's limit plus BODY_OVERHEAD. Refused with
     FormError 503 before a byte is read when too many bodies are being received (UploadSlots)."""
     limit = intake.settings.max_resume_bytes
-    with intake.uploads.hold(client_key(intake.client(request.scope))) as take:  # a /64 is one
+    with intake.uploads.hold(intake.client(request.scope)) as take:
         return await parse_form(
             request,
             on_bytes=take,
